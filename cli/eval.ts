@@ -1,0 +1,59 @@
+/**
+ * `eval`: score a result file against ground truth with the ActivityNet detection mAP.
+ *
+ * @module
+ */
+import {
+  datasetTious,
+  evaluateFiles,
+  formatEvalTable,
+  parseTious,
+  THUMOS_TIOUS,
+} from "../stages/evaluation.ts";
+import { logErr, parseFlags, requireFlag } from "../lib/cli_util.ts";
+
+/** Usage text of `eval`. */
+export const usage = `eval --gt GT.json --pred PRED.json [--subset NAME] [--tiou LIST|lo:hi:step]
+     [--dataset thumos14|activitynet] [--json]
+  Detection mAP exactly as the official ActivityNet evaluator. --tiou takes 0.3,0.5,0.7 or
+  0.1:0.7:0.1; --dataset thumos14 = 0.1:0.7:0.1, activitynet = 0.5:0.95:0.05 (default thumos14).
+  Without --subset every video of the GT is scored.`;
+
+/** Runs `eval`; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseFlags("eval", args, {
+    gt: { type: "string" },
+    pred: { type: "string" },
+    subset: { type: "string" },
+    tiou: { type: "string" },
+    dataset: { type: "string" },
+    json: { type: "boolean", default: false },
+  });
+  const gt = requireFlag("eval", values, "gt");
+  const pred = requireFlag("eval", values, "pred");
+  const tious = typeof values.tiou === "string"
+    ? parseTious(values.tiou)
+    : typeof values.dataset === "string"
+    ? datasetTious(values.dataset)
+    : [...THUMOS_TIOUS];
+  const r = await evaluateFiles(gt, pred, {
+    subset: values.subset as string | undefined,
+    tious,
+    onWarning: logErr,
+  });
+  if (values.json) {
+    console.log(JSON.stringify({
+      tiou: r.tiou,
+      mAP: r.mAP,
+      average: r.average,
+      perClass: r.perClass,
+    }));
+  } else {
+    console.log(
+      `${r.counts.videos} videos, ${r.counts.instances} ground-truth instances, ` +
+        `${r.counts.detections} detections, ${Object.keys(r.perClass).length} classes`,
+    );
+    console.log(formatEvalTable(r));
+  }
+  return 0;
+}

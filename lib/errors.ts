@@ -1,0 +1,26 @@
+/**
+ * Errors a user can fix (bad file, bad flag, bad plugin). The CLI prints their message as one
+ * line and exits with code 2; anything else is a bug and keeps its stack trace.
+ *
+ * @module
+ */
+
+/** A problem with the user's input: reported as one line, exit code 2. */
+export class InputError extends Error {
+  /** Process exit code the CLI uses for this error. */
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "InputError";
+  }
+}
+
+/** Throws an {@linkcode InputError} naming `file` when `cond` is false. */
+export function check(cond: unknown, file: string, problem: string): asserts cond {
+  if (!cond) throw new InputError(`${file}: ${problem}`);
+}
+
+/** True for errors that should be reported as a one-line user error. */
+export function isInputError(e: unknown): e is InputError {
+  return e instanceof InputError;
+}

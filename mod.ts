@@ -1,0 +1,41 @@
+/**
+ * FuSTAL-TS: weakly-supervised temporal action localization (FuSTAL, arXiv 2407.08971) on
+ * the runtime's own WebGPU, with tfjs-wasm / tfjs-cpu fallbacks.
+ *
+ * ```ts
+ * import { evaluateFiles } from "./mod.ts";
+ * const r = await evaluateFiles("gt.json", "results.json", { subset: "test" });
+ * console.log(r.average);
+ * ```
+ *
+ * Run as a program: `deno run -A mod.ts [COMMAND] [FLAGS]` (see `--help`).
+ *
+ * @module
+ */
+import process from "node:process";
+
+export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "./lib/types.ts";
+export { InputError } from "./lib/errors.ts";
+export { type BackendInfo, type BackendName, describeBackend, initBackend } from "./lib/backend.ts";
+export {
+  ACTIVITYNET_TIOUS,
+  datasetTious,
+  type EvalOptions,
+  type EvalResult,
+  evaluateDetections,
+  evaluateFiles,
+  formatEvalTable,
+  parseGroundTruth,
+  parseResults,
+  parseTious,
+  segmentIoU,
+  THUMOS_TIOUS,
+} from "./stages/evaluation.ts";
+// --- stage exports (one line per module; keep this block sorted) ---
+export { main } from "./cli.ts";
+// --- end stage exports ---
+
+if (import.meta.main) {
+  const { main } = await import("./cli.ts");
+  process.exitCode = await main(process.argv.slice(2));
+}
