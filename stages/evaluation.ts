@@ -262,6 +262,10 @@ export function parseGroundTruth(obj: unknown, file: string, subset?: string): G
     const have = [...subsets].filter((x) => x).map((x) => `"${x}"`).join(", ") || "none";
     throw new InputError(`${file}: unknown subset "${subset}" (subsets present: ${have})`);
   }
+  if (instances.length === 0) {
+    const where = want !== undefined ? ` in subset "${subset}"` : "";
+    throw new InputError(`${file}: no ground-truth annotations${where}, nothing to score`);
+  }
   return { videos, instances };
 }
 
