@@ -33,6 +33,55 @@ export {
 } from "./stages/evaluation.ts";
 // --- stage exports (one line per module; keep this block sorted) ---
 export { main } from "./cli.ts";
+export type {
+  Annotation,
+  Dataset,
+  DatasetInfo,
+  FeatureGrid,
+  Split,
+  VideoFeatures,
+  VideoMeta,
+} from "./datasets/types.ts";
+export type {
+  CurvePoint,
+  DatasetPlugin,
+  FilterContext,
+  FilterPlugin,
+  GeneratorPlugin,
+  GeneratorResult,
+  Plugin,
+  ProgressSink,
+  StageContext,
+  StudentPlugin,
+  StudentResult,
+} from "./lib/plugin_types.ts";
+export {
+  getPlugin,
+  listPlugins,
+  loadPluginModule,
+  type PluginConfig,
+  type PluginInfo,
+  type PluginKind,
+  registerPlugin,
+  type ResolvedPlugins,
+  resolvePlugins,
+} from "./registry.ts";
+export {
+  DEFAULT_ETA,
+  DEFAULT_GAMMA,
+  DEFAULT_TOPK,
+  iouScores,
+  matchProposals,
+  type MatchStats,
+  priorFilter,
+  type PseudoLabelQuality,
+  pseudoLabelQuality,
+  scoreFilter,
+  selectByVideo,
+  type SelectionOptions,
+  selectProposals,
+  topkFilter,
+} from "./stages/selection.ts";
 // --- end stage exports ---
 
 if (import.meta.main) {

@@ -1,14 +1,170 @@
 /**
- * `select` command (not built yet).
+ * `select`: filter a proposal file (ActivityNet result JSON) into pseudo labels with a
+ * built-in or plugin filter, and optionally report pseudo-label quality before and after.
  *
  * @module
  */
 import { InputError } from "../lib/errors.ts";
+import { atomicWriteJson, readJson } from "../lib/io.ts";
+import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
+import type { Detection } from "../lib/types.ts";
+import { parseGroundTruth, parseResults, parseTious, THUMOS_TIOUS } from "../stages/evaluation.ts";
+import {
+  groupByVideo,
+  type PseudoLabelQuality,
+  pseudoLabelQuality,
+  selectByVideo,
+} from "../stages/selection.ts";
+import { getPlugin, loadPluginModule } from "../registry.ts";
 
 /** Usage text of `select`. */
-export const usage = "select: not built yet";
+export const usage =
+  `select --proposals P.json --out OUT.json [--filter NAME] [--gamma G] [--eta E] [--k K]
+       [--option KEY=VALUE ...] [--gt GT.json [--subset S] [--tiou LIST]]
+       [--plugin PATH_OR_URL ...] [--json]
+  Keeps the proposals the filter accepts, video by video; input and output are ActivityNet
+  result JSON ({"results": {video: [{label, score, segment}]}}; other top-level keys such as
+  "method" and "version" are kept). Videos left with no proposal keep an empty list.
+  Filters: prior (default; keep iff IoU score >= gamma and score > eta, gamma 0.2, eta 0.4),
+  score (score > eta), topk (k best per class per video, k 5), none, or a plugin's name.
+  --plugin loads a module whose default export is a plugin or an array of them (repeatable).
+  --option passes any option to the filter (VALUE parsed as JSON when it is valid JSON).
+  --gt scores the proposals before and after (mAP per tIoU, average; precision and recall at
+  tIoU 0.5 by greedy one-to-one matching). --json: last line {"before", "after", "videos",
+  "quality"}.`;
+
+function parseOptions(values: Record<string, unknown>): Record<string, unknown> {
+  const opts: Record<string, unknown> = {};
+  for (const kv of (values.option as string[] | undefined) ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new InputError(`select: --option must be KEY=VALUE, got "${kv}"`);
+    const v = kv.slice(eq + 1);
+    let parsed: unknown = v;
+    try {
+      parsed = JSON.parse(v);
+    } catch { /* a plain string */ }
+    opts[kv.slice(0, eq)] = parsed;
+  }
+  for (const name of ["gamma", "eta", "k"]) {
+    const n = numberFlag("select", values, name);
+    if (n !== undefined) opts[name] = n;
+  }
+  if (opts.k !== undefined && (!Number.isInteger(opts.k) || (opts.k as number) < 0)) {
+    throw new InputError(`select: --k must be a non-negative integer, got ${opts.k}`);
+  }
+  return opts;
+}
+
+function pct(v: number): string {
+  return (100 * v).toFixed(1);
+}
+
+function qualityTable(before: PseudoLabelQuality, after: PseudoLabelQuality): string {
+  const head = ["", ...before.tiou.map((t) => `@${t.toFixed(2)}`), "avg", "P@0.5", "R@0.5", "n"];
+  const row = (name: string, q: PseudoLabelQuality) => [
+    name,
+    ...q.mAP.map(pct),
+    pct(q.average),
+    pct(q.precision),
+    pct(q.recall),
+    String(q.proposals),
+  ];
+  const rows = [head, row("before", before), row("after", after)];
+  const w = head.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return "pseudo-label quality (%, mAP per tIoU)\n" +
+    rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  "))
+      .join("\n");
+}
 
 /** Runs `select`; returns the exit code. */
-export function run(_args: string[]): Promise<number> {
-  return Promise.reject(new InputError("select: this command is not built yet"));
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseFlags("select", args, {
+    proposals: { type: "string" },
+    out: { type: "string" },
+    filter: { type: "string", default: "prior" },
+    gamma: { type: "string" },
+    eta: { type: "string" },
+    k: { type: "string" },
+    option: { type: "string", multiple: true },
+    gt: { type: "string" },
+    subset: { type: "string" },
+    tiou: { type: "string" },
+    plugin: { type: "string", multiple: true },
+    json: { type: "boolean", default: false },
+  });
+  const propFile = requireFlag("select", values, "proposals");
+  const outFile = requireFlag("select", values, "out");
+  const options = parseOptions(values);
+  const tious = typeof values.tiou === "string" ? parseTious(values.tiou) : [...THUMOS_TIOUS];
+  if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {
+    throw new InputError("select: --subset and --tiou need --gt");
+  }
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
+  const filterName = values.filter as string;
+  const filter = await getPlugin("filter", filterName);
+
+  const raw = await readJson(propFile);
+  const proposals = parseResults(raw, propFile);
+  // Every video key of the input, including videos with an empty list: the output keeps them.
+  const byVideo = new Map<string, Detection[]>(
+    Object.keys((raw as { results: Record<string, unknown> }).results).map((v) => [v, []]),
+  );
+  for (const [v, list] of groupByVideo(proposals)) byVideo.set(v, list);
+  const gt = typeof values.gt === "string"
+    ? parseGroundTruth(await readJson(values.gt), values.gt, values.subset as string | undefined)
+    : undefined;
+
+  const t0 = performance.now();
+  const kept = await selectByVideo(byVideo, filter, { options });
+  const ms = performance.now() - t0;
+  const after = [...kept.values()].flat();
+
+  const results: Record<string, { label: string; score: number; segment: [number, number] }[]> = {};
+  for (const [v, list] of kept) {
+    results[v] = list.map((d) => ({ label: d.label, score: d.score, segment: d.segment }));
+  }
+  const top = { ...(raw as Record<string, unknown>) };
+  delete top.results;
+  await atomicWriteJson(outFile, { ...top, results });
+
+  const emptyAfter = [...kept.values()].filter((l) => l.length === 0).length;
+  const summary: Record<string, unknown> = {
+    before: proposals.length,
+    after: after.length,
+    videos: kept.size,
+    emptyVideos: emptyAfter,
+    filter: filter.name,
+    options,
+    ms: Number(ms.toFixed(1)),
+  };
+  let table = "";
+  if (gt) {
+    const warned = new Set<string>();
+    const onWarning = (m: string) => {
+      if (!warned.has(m)) logErr(m);
+      warned.add(m);
+    };
+    const qb = pseudoLabelQuality(gt, proposals, { tious, onWarning });
+    const qa = pseudoLabelQuality(gt, after, { tious, onWarning });
+    const pick = (q: PseudoLabelQuality) => ({
+      tiou: q.tiou,
+      mAP: q.mAP,
+      average: q.average,
+      precision: q.precision,
+      recall: q.recall,
+    });
+    summary.quality = { before: pick(qb), after: pick(qa) };
+    table = qualityTable(qb, qa);
+  }
+  if (values.json) {
+    console.log(JSON.stringify(summary));
+  } else {
+    const opt = Object.keys(options).length ? ` ${JSON.stringify(options)}` : "";
+    console.log(
+      `filter ${filter.name}${opt}: ${proposals.length} -> ${after.length} proposals on ` +
+        `${kept.size} videos (${emptyAfter} left empty), ${ms.toFixed(0)} ms; wrote ${outFile}`,
+    );
+    if (table) console.log(table);
+  }
+  return 0;
 }

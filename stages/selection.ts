@@ -27,7 +27,7 @@ import type { Detection, GroundTruth, Segment } from "../lib/types.ts";
 import type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
 import type { VideoMeta } from "../datasets/types.ts";
 import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
-import { guardPluginCall } from "../registry.ts";
+import { describePlugin, guardPluginCall } from "../registry.ts";
 
 /** Default minimum IoU score (row sum) of the prior filter (SPEC §5, γ). */
 export const DEFAULT_GAMMA = 0.2;
@@ -231,21 +231,18 @@ export async function selectByVideo(
     const kept = await guardPluginCall(
       filter,
       "apply",
-      () => filter.apply(props.map((p) => ({ ...p, segment: [p.segment[0], p.segment[1]] })), context),
+      () =>
+        filter.apply(props.map((p) => ({ ...p, segment: [p.segment[0], p.segment[1]] })), context),
       `video ${videoId}`,
     );
     out.set(
       videoId,
       checkReturned(kept, videoId, (problem) => {
-        throw new InputError(`${describeFilter(filter)}: apply on video ${videoId} ${problem}`);
+        throw new InputError(`${describePlugin(filter)}: apply on video ${videoId} ${problem}`);
       }),
     );
   }
   return out;
-}
-
-function describeFilter(filter: FilterPlugin): string {
-  return `filter plugin "${filter.name}"`;
 }
 
 /**
@@ -368,8 +365,7 @@ export interface PseudoLabelQuality {
 export function pseudoLabelQuality(
   gt: GroundTruth,
   proposals: readonly Detection[],
-  options: { tious?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } =
-    {},
+  options: { tious?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } = {},
 ): PseudoLabelQuality {
   const e = evaluateDetections(gt, proposals, {
     tious: options.tious ?? THUMOS_TIOUS,

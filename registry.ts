@@ -1,0 +1,375 @@
+/**
+ * The plugin registry. A plugin is a plain object `{ kind, name, ... }` (contract in
+ * `lib/plugin_types.ts`); config files and the CLI name plugins by `name`, per kind. Built-in
+ * stages are plugins too, registered the same way, but loaded lazily: a built-in's module is
+ * imported the first time it is asked for, so `select` never loads tfjs.
+ *
+ * User plugins come from {@linkcode registerPlugin} (code) or {@linkcode loadPluginModule}
+ * (`--plugin PATH_OR_URL`: a module whose default export is one plugin or an array of them).
+ * Every check fails with an {@linkcode InputError} (CLI exit 2) naming the plugin and the
+ * module it came from: missing fields, an unknown kind, a name already taken, a method that
+ * is not a function, and (through {@linkcode guardPluginCall}) a method that throws.
+ *
+ * @module
+ */
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { InputError, isInputError } from "./lib/errors.ts";
+import {
+  type DatasetPlugin,
+  type FilterPlugin,
+  type GeneratorPlugin,
+  type Plugin,
+  PLUGIN_KINDS,
+  type StudentPlugin,
+} from "./lib/plugin_types.ts";
+
+/** A plugin kind: `dataset`, `generator`, `filter` or `student`. */
+export type PluginKind = typeof PLUGIN_KINDS[number];
+
+/** The plugin type of a kind. */
+export type PluginOfKind<K extends PluginKind> = Extract<Plugin, { kind: K }>;
+
+/** One row of {@linkcode listPlugins}. */
+export interface PluginInfo {
+  kind: PluginKind;
+  name: string;
+  /** `built-in`, the module a plugin was loaded from, or `code` (registered directly). */
+  source: string;
+  /** The plugin's description (absent for built-ins not loaded yet). */
+  description?: string;
+}
+
+/** Source label of built-in plugins. */
+export const BUILTIN_SOURCE = "built-in";
+
+interface BuiltinEntry {
+  kind: PluginKind;
+  name: string;
+  load: () => Promise<unknown>;
+}
+
+function builtin(kind: PluginKind, name: string, load: () => Promise<unknown>): BuiltinEntry {
+  return { kind, name, load };
+}
+
+// --- built-in plugins: one line each, loaded on first use (keep the module import lazy) ---
+const BUILTINS: BuiltinEntry[] = [
+  builtin("filter", "prior", async () => (await import("./stages/selection.ts")).priorFilterPlugin),
+  builtin("filter", "score", async () => (await import("./stages/selection.ts")).scoreFilterPlugin),
+  builtin("filter", "topk", async () => (await import("./stages/selection.ts")).topkFilterPlugin),
+  builtin("filter", "none", async () => (await import("./stages/selection.ts")).noneFilterPlugin),
+  // generator (stages/generation/plugin.ts), student (stages/training/plugin.ts) and dataset
+  // layouts (datasets/) go here, e.g.:
+  // builtin("generator", "fustal", async () => (await import("./stages/generation/plugin.ts")).generatorPlugin),
+];
+// --- end built-in plugins ---
+
+/** Default plugin name per kind used by {@linkcode resolvePlugins} when config names none. */
+export const DEFAULT_PLUGINS: Partial<Record<PluginKind, string>> = { filter: "prior" };
+
+interface Entry {
+  plugin: Plugin;
+  source: string;
+}
+
+const registered = new Map<string, Entry>();
+const sources = new WeakMap<object, string>();
+const keyOf = (kind: string, name: string) => `${kind}\u0000${name}`;
+
+const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = {
+  dataset: { required: ["open"], optional: ["detect"] },
+  generator: { required: ["generate"], optional: [] },
+  filter: { required: ["apply"], optional: [] },
+  student: { required: ["train"], optional: [] },
+};
+
+function typeName(v: unknown): string {
+  return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+}
+
+/** `filter plugin "x" (module m)`: how messages name a plugin. */
+function label(kind: unknown, name: unknown, source: string | undefined, index?: number): string {
+  const k = typeof kind === "string" && (PLUGIN_KINDS as readonly string[]).includes(kind)
+    ? `${kind} plugin`
+    : "plugin";
+  const n = typeof name === "string" && name !== ""
+    ? `"${name}"`
+    : index !== undefined
+    ? `#${index} (no name)`
+    : "(no name)";
+  const src = source && source !== "code" ? ` (module ${source})` : "";
+  return `${k} ${n}${src}`;
+}
+
+/** How error messages name `plugin`: kind, name and module when known. */
+export function describePlugin(plugin: Plugin): string {
+  return label(plugin.kind, plugin.name, sources.get(plugin));
+}
+
+/** The module a plugin was loaded from, `built-in`, `code`, or undefined if unregistered. */
+export function pluginSource(plugin: Plugin): string | undefined {
+  return sources.get(plugin);
+}
+
+/**
+ * Checks the shape of a would-be plugin and returns it typed; throws an
+ * {@linkcode InputError} naming the plugin (and `source`) otherwise.
+ */
+export function validatePlugin(value: unknown, source?: string, index?: number): Plugin {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const what = index !== undefined ? `default export item #${index}` : "plugin";
+    const where = source && source !== "code" ? `module ${source}: ` : "";
+    throw new InputError(
+      `${where}${what} is not a plugin object {kind, name, ...} (got ${typeName(value)})`,
+    );
+  }
+  const p = value as Record<string, unknown>;
+  const who = label(p.kind, p.name, source, index);
+  const fail = (problem: string): never => {
+    throw new InputError(`${who}: ${problem}`);
+  };
+  const kinds = PLUGIN_KINDS.join(", ");
+  if (p.kind === undefined) fail(`missing field "kind" (one of ${kinds})`);
+  if (typeof p.kind !== "string" || !(PLUGIN_KINDS as readonly string[]).includes(p.kind)) {
+    fail(`kind ${JSON.stringify(p.kind)} is not one of ${kinds}`);
+  }
+  if (p.name === undefined) fail(`missing field "name"`);
+  if (typeof p.name !== "string" || !/^[^\s]+$/.test(p.name)) {
+    fail(`"name" must be a non-empty string without spaces (got ${JSON.stringify(p.name)})`);
+  }
+  if (p.description !== undefined && typeof p.description !== "string") {
+    fail(`"description" must be a string (got ${typeName(p.description)})`);
+  }
+  const m = METHODS[p.kind as PluginKind];
+  for (const f of m.required) {
+    if (p[f] === undefined) {
+      fail(`missing method "${f}" (a ${p.kind} plugin needs ${m.required.join(", ")})`);
+    }
+    if (typeof p[f] !== "function") fail(`"${f}" is not a function (got ${typeName(p[f])})`);
+  }
+  for (const f of m.optional) {
+    if (p[f] !== undefined && typeof p[f] !== "function") {
+      fail(`"${f}" is not a function (got ${typeName(p[f])})`);
+    }
+  }
+  return value as Plugin;
+}
+
+function checkFree(plugin: Plugin, source: string): void {
+  const key = keyOf(plugin.kind, plugin.name);
+  const have = registered.get(key);
+  if (have && have.plugin !== plugin) {
+    throw new InputError(
+      `${label(plugin.kind, plugin.name, source)}: name already taken by the ` +
+        (have.source === BUILTIN_SOURCE
+          ? `built-in ${plugin.kind} "${plugin.name}"`
+          : have.source === "code"
+          ? `${plugin.kind} "${plugin.name}" registered earlier`
+          : `${plugin.kind} "${plugin.name}" from module ${have.source}`),
+    );
+  }
+  if (!have && source !== BUILTIN_SOURCE) {
+    if (BUILTINS.some((b) => b.kind === plugin.kind && b.name === plugin.name)) {
+      throw new InputError(
+        `${label(plugin.kind, plugin.name, source)}: name already taken by the built-in ` +
+          `${plugin.kind} "${plugin.name}"`,
+      );
+    }
+  }
+}
+
+/**
+ * Registers a plugin so config and CLI can name it. Validates it first (see module doc);
+ * registering the very same object twice is a no-op, another object under a taken
+ * (kind, name) is an error. `source` names the module it came from in error messages.
+ *
+ * @returns the plugin, typed.
+ */
+export function registerPlugin(plugin: unknown, source = "code"): Plugin {
+  const p = validatePlugin(plugin, source);
+  checkFree(p, source);
+  const key = keyOf(p.kind, p.name);
+  if (!registered.has(key)) {
+    registered.set(key, { plugin: p, source });
+    sources.set(p, source);
+  }
+  return p;
+}
+
+/**
+ * The plugin of `kind` called `name`, loading a built-in on first use. Unknown names fail
+ * with an {@linkcode InputError} listing the available ones (and pointing out a plugin of
+ * that name but another kind).
+ */
+export async function getPlugin<K extends PluginKind>(
+  kind: K,
+  name: string,
+): Promise<PluginOfKind<K>> {
+  const key = keyOf(kind, name);
+  const have = registered.get(key);
+  if (have) return have.plugin as PluginOfKind<K>;
+  const b = BUILTINS.find((x) => x.kind === kind && x.name === name);
+  if (b) {
+    const p = validatePlugin(await b.load(), BUILTIN_SOURCE);
+    if (p.kind !== kind || p.name !== name) {
+      throw new Error(`built-in ${kind} "${name}" loaded a ${p.kind} named "${p.name}"`);
+    }
+    // Another caller may have loaded it concurrently: keep the first.
+    const again = registered.get(key);
+    if (again) return again.plugin as PluginOfKind<K>;
+    registered.set(key, { plugin: p, source: BUILTIN_SOURCE });
+    sources.set(p, BUILTIN_SOURCE);
+    return p as PluginOfKind<K>;
+  }
+  const others = listPlugins().filter((x) => x.name === name && x.kind !== kind);
+  const avail = listPlugins(kind).map((x) => x.name).join(", ") || "none";
+  const hint = others.length
+    ? ` (there is a ${others[0].kind} plugin "${name}"` +
+      (others[0].source === BUILTIN_SOURCE || others[0].source === "code"
+        ? ")"
+        : ` from module ${others[0].source})`)
+    : "";
+  throw new InputError(`no ${kind} plugin named "${name}"${hint}; ${kind} plugins: ${avail}`);
+}
+
+/** Every known plugin (built-ins first, then registered ones), optionally of one kind. */
+export function listPlugins(kind?: PluginKind): PluginInfo[] {
+  const out: PluginInfo[] = [];
+  const seen = new Set<string>();
+  for (const b of BUILTINS) {
+    if (kind && b.kind !== kind) continue;
+    const e = registered.get(keyOf(b.kind, b.name));
+    out.push({
+      kind: b.kind,
+      name: b.name,
+      source: BUILTIN_SOURCE,
+      ...(e?.plugin.description ? { description: e.plugin.description } : {}),
+    });
+    seen.add(keyOf(b.kind, b.name));
+  }
+  for (const [key, e] of registered) {
+    if (seen.has(key) || (kind && e.plugin.kind !== kind)) continue;
+    out.push({
+      kind: e.plugin.kind,
+      name: e.plugin.name,
+      source: e.source,
+      ...(e.plugin.description ? { description: e.plugin.description } : {}),
+    });
+  }
+  return out;
+}
+
+/** Turns `--plugin` input into an import specifier: URLs stay, paths become file URLs. */
+export function pluginSpecifier(pathOrUrl: string): string {
+  // A scheme of two or more letters (file:, https:, jsr:, npm:); "C:\x" is a Windows path.
+  if (/^[a-z][a-z0-9+.-]+:/i.test(pathOrUrl)) return pathOrUrl;
+  return pathToFileURL(path.resolve(pathOrUrl)).href;
+}
+
+/**
+ * Imports a plugin module (`--plugin PATH_OR_URL`) and registers its default export: one
+ * plugin or an array of them. All of the module's plugins are validated before any is
+ * registered. Loading the same module twice is harmless (same objects).
+ *
+ * @returns the plugins the module provides.
+ */
+export async function loadPluginModule(pathOrUrl: string): Promise<Plugin[]> {
+  const spec = pluginSpecifier(pathOrUrl);
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(spec);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    throw new InputError(`plugin module ${pathOrUrl}: cannot import it (${msg})`);
+  }
+  if (!("default" in mod) || mod.default === undefined) {
+    throw new InputError(
+      `plugin module ${pathOrUrl}: no default export (export default one plugin ` +
+        `{kind, name, ...} or an array of them)`,
+    );
+  }
+  const items = Array.isArray(mod.default) ? mod.default : [mod.default];
+  if (items.length === 0) {
+    throw new InputError(`plugin module ${pathOrUrl}: the default export is an empty array`);
+  }
+  const plugins = items.map((x, i) =>
+    validatePlugin(x, pathOrUrl, Array.isArray(mod.default) ? i : undefined)
+  );
+  const names = new Set<string>();
+  for (const p of plugins) {
+    const k = keyOf(p.kind, p.name);
+    if (names.has(k)) {
+      throw new InputError(
+        `${label(p.kind, p.name, pathOrUrl)}: name already taken by another ${p.kind} ` +
+          `in the same module`,
+      );
+    }
+    names.add(k);
+    checkFree(p, pathOrUrl);
+  }
+  return plugins.map((p) => registerPlugin(p, pathOrUrl));
+}
+
+/**
+ * Calls a plugin method and reports a throw as an {@linkcode InputError} naming the plugin,
+ * its module and `where` (e.g. the video). Errors of built-ins pass through unchanged: a
+ * built-in's InputError is already a user message, anything else is a bug that keeps its
+ * stack trace.
+ */
+export async function guardPluginCall<T>(
+  plugin: Plugin,
+  method: string,
+  call: () => T | Promise<T>,
+  where?: string,
+): Promise<Awaited<T>> {
+  try {
+    return await call();
+  } catch (e) {
+    if (sources.get(plugin) === BUILTIN_SOURCE) throw e;
+    const msg = e instanceof Error
+      ? (isInputError(e) ? e.message : `${e.name}: ${e.message}`)
+      : String(e);
+    throw new InputError(
+      `${describePlugin(plugin)}: ${method}${where ? ` on ${where}` : ""} threw: ` +
+        msg.split("\n")[0],
+    );
+  }
+}
+
+/** What {@linkcode resolvePlugins} reads: plugin modules and a plugin name per kind. */
+export interface PluginConfig {
+  /** Modules to load first (`--plugin`), in order. */
+  plugins?: readonly string[];
+  dataset?: string;
+  generator?: string;
+  filter?: string;
+  student?: string;
+}
+
+/** The plugins a run uses, per kind (absent when config and defaults name none). */
+export interface ResolvedPlugins {
+  dataset?: DatasetPlugin;
+  generator?: GeneratorPlugin;
+  filter?: FilterPlugin;
+  student?: StudentPlugin;
+  /** Plugins the modules in `config.plugins` provided. */
+  loaded: Plugin[];
+}
+
+/**
+ * Loads `config.plugins` and looks up the plugin of each kind by the name config gives (or
+ * {@linkcode DEFAULT_PLUGINS}). For `run`: `const p = await resolvePlugins(config)`.
+ */
+export async function resolvePlugins(config: PluginConfig): Promise<ResolvedPlugins> {
+  const loaded: Plugin[] = [];
+  for (const m of config.plugins ?? []) loaded.push(...await loadPluginModule(m));
+  const out: ResolvedPlugins = { loaded };
+  for (const kind of PLUGIN_KINDS) {
+    const name = config[kind] ?? DEFAULT_PLUGINS[kind];
+    if (name === undefined) continue;
+    // deno-lint-ignore no-explicit-any
+    (out as any)[kind] = await getPlugin(kind, name);
+  }
+  return out;
+}

@@ -1,0 +1,334 @@
+/**
+ * The generator network (SPEC §3.2), its parameters, the optimiser (§3.9) and the checkpoint
+ * file.
+ *
+ * Network: temporal conv D→H (kernel 3, zero padding 1, bias) + ReLU = embedding E; dropout
+ * on E (training); 1×1 conv H→C without bias + ReLU = CAS. The kernel-3 conv is written as
+ * im2col + matMul because tfjs-wasm has no `Conv2DBackpropFilter` (conv1d cannot train
+ * there), and every matMul goes through {@linkcode matMulExplicit}, whose gradient uses
+ * explicit transposes: tfjs-wasm runs `transposeA/B` matMuls ~10x slower (STACK-NOTES).
+ *
+ * Weight layout: `w1` is [3D, H]; row k·D + d multiplies feature d of snippet t + k − 1, i.e.
+ * `w1[k*D + d][h]` = PyTorch `Conv1d.weight[h][d][k]`. `w2` is [H, C] (= `weight[c][h][0]`ᵀ).
+ *
+ * @module
+ */
+import { tf } from "../../deps.ts";
+import type { Rng } from "../../lib/rng.ts";
+import { atomicWrite, readBytes } from "../../lib/io.ts";
+import { InputError } from "../../lib/errors.ts";
+
+/** Trainable tensors of the generator. */
+export interface GeneratorParams {
+  /** Embedding conv weight [3D, H]. */
+  w1: tf.Variable;
+  /** Embedding conv bias [H]. */
+  b1: tf.Variable;
+  /** Classifier weight [H, C] (no bias). */
+  w2: tf.Variable;
+}
+
+/** Names of the parameters, in checkpoint order. */
+export const PARAM_NAMES = ["w1", "b1", "w2"] as const;
+
+/** Number of scalars of a generator with input D, embedding H, C classes. */
+export function paramCount(D: number, H: number, C: number): number {
+  return 3 * D * H + H + H * C;
+}
+
+function uniformInit(n: number, bound: number, rng: Rng): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (2 * rng.next() - 1) * bound;
+  return a;
+}
+
+/**
+ * Fresh parameters with PyTorch's default init: U(−1/√fan_in, 1/√fan_in) for weights and the
+ * conv bias (fan_in 3D for the conv, H for the classifier). Drawn from `rng` so the same seed
+ * gives the same model on every backend.
+ */
+export function createParams(D: number, H: number, C: number, rng: Rng): GeneratorParams {
+  const b1 = 1 / Math.sqrt(3 * D), b2 = 1 / Math.sqrt(H);
+  return {
+    w1: tf.variable(tf.tensor2d(uniformInit(3 * D * H, b1, rng), [3 * D, H]), true, "gen_w1"),
+    b1: tf.variable(tf.tensor1d(uniformInit(H, b1, rng)), true, "gen_b1"),
+    w2: tf.variable(tf.tensor2d(uniformInit(H * C, b2, rng), [H, C]), true, "gen_w2"),
+  };
+}
+
+/** Copies parameter values to host arrays (for the best-checkpoint snapshot). */
+export function snapshotParams(p: GeneratorParams): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const n of PARAM_NAMES) out[n] = p[n].dataSync() as Float32Array;
+  return out;
+}
+
+/** Writes host arrays back into the variables. */
+export function restoreParams(p: GeneratorParams, values: Record<string, Float32Array>): void {
+  for (const n of PARAM_NAMES) {
+    tf.tidy(() => p[n].assign(tf.tensor(values[n], p[n].shape)));
+  }
+}
+
+/** Frees the variables. */
+export function disposeParams(p: GeneratorParams): void {
+  for (const n of PARAM_NAMES) p[n].dispose();
+}
+
+function swapLast(t: tf.Tensor): tf.Tensor {
+  const r = t.rank;
+  const perm = Array.from({ length: r }, (_, i) => i);
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return tf.transpose(t, perm);
+}
+
+const mmFull = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.matMul(dy as tf.Tensor2D, swapLast(saved[1]) as tf.Tensor2D),
+      tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
+    ],
+  };
+});
+
+// For an input that is data (no gradient wanted): returns zeros for it instead of spending a
+// full matMul; tfjs computes all of a customGrad's gradients eagerly.
+const mmWeightOnly = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.zerosLike(saved[0]),
+      tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
+    ],
+  };
+});
+
+/**
+ * `a @ b` (rank 2 or batched rank 3) whose gradient is computed with explicit transposes and
+ * plain matMuls. `inputGrad: false` skips the gradient of `a` (returns zeros): use it when `a`
+ * is data.
+ */
+export function matMulExplicit<T extends tf.Tensor>(a: T, b: tf.Tensor, inputGrad = true): T {
+  return (inputGrad ? mmFull(a, b) : mmWeightOnly(a, b)) as T;
+}
+
+/** im2col for a kernel-3, padding-1 temporal conv: [B, T, D] → [B·T, 3D] (t−1, t, t+1). */
+export function im2col3(x: tf.Tensor3D): tf.Tensor2D {
+  const [B, T, D] = x.shape;
+  const xp = tf.pad(x, [[0, 0], [1, 1], [0, 0]]);
+  const cols = tf.concat(
+    [0, 1, 2].map((k) => tf.slice(xp, [0, k, 0], [B, T, D])),
+    2,
+  );
+  return tf.reshape(cols, [B * T, 3 * D]);
+}
+
+/** Forward outputs: embeddings (post-ReLU, pre-dropout) and CAS, rows = B·T. */
+export interface ForwardOut {
+  /** [B·T, H]. */
+  emb: tf.Tensor2D;
+  /** [B·T, C], ≥ 0. */
+  cas: tf.Tensor2D;
+}
+
+/**
+ * Forward pass on im2col rows. `dropMask` (same shape as the embedding; 0 or 1/(1−p)) is the
+ * embedding dropout of training; null in eval mode.
+ */
+export function forwardCols(
+  p: GeneratorParams,
+  cols: tf.Tensor2D,
+  dropMask: tf.Tensor2D | null,
+): ForwardOut {
+  const emb = tf.relu(tf.add(matMulExplicit(cols, p.w1, false), p.b1)) as tf.Tensor2D;
+  const h = dropMask ? tf.mul(emb, dropMask) : emb;
+  const cas = tf.relu(matMulExplicit(h as tf.Tensor2D, p.w2)) as tf.Tensor2D;
+  return { emb, cas };
+}
+
+/**
+ * Eval-mode CAS for several videos at once. Videos are laid end to end with one zero row
+ * between them (and at both ends), so one kernel-3 conv over the joined sequence equals a
+ * zero-padded conv over each video. Returns one row-major T_i x C array per video.
+ *
+ * @param seqs per-video row-major T_i x D features.
+ * @param maxRows rows per chunk (bounds memory; videos are never split).
+ */
+export function inferCas(
+  p: GeneratorParams,
+  seqs: { data: Float32Array; T: number }[],
+  D: number,
+  maxRows = 16384,
+): Float32Array[] {
+  const C = p.w2.shape[1];
+  const out: Float32Array[] = new Array(seqs.length);
+  let i = 0;
+  while (i < seqs.length) {
+    let rows = 1, j = i;
+    while (j < seqs.length && (j === i || rows + seqs[j].T + 1 <= maxRows)) rows += seqs[j++].T + 1;
+    const buf = new Float32Array(rows * D);
+    const starts: number[] = [];
+    let r = 1;
+    for (let v = i; v < j; v++) {
+      buf.set(seqs[v].data.subarray(0, seqs[v].T * D), r * D);
+      starts.push(r - 1); // row index in the im2col output (centre row r ↔ output r − 1)
+      r += seqs[v].T + 1;
+    }
+    const cas = tf.tidy(() => {
+      const x = tf.tensor2d(buf, [rows, D]);
+      const cols = tf.concat([0, 1, 2].map((k) => tf.slice(x, [k, 0], [rows - 2, D])), 1);
+      return forwardCols(p, cols as tf.Tensor2D, null).cas;
+    });
+    const data = cas.dataSync() as Float32Array;
+    cas.dispose();
+    for (let v = i; v < j; v++) {
+      const s = starts[v - i];
+      out[v] = data.slice(s * C, (s + seqs[v].T) * C);
+    }
+    i = j;
+  }
+  return out;
+}
+
+/** Adam hyper-parameters (SPEC §3.9). */
+export interface AdamConfig {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Classic coupled L2: added to the gradient (not AdamW's decoupled decay). */
+  weightDecay: number;
+}
+
+/**
+ * Adam with coupled L2 weight decay, PyTorch semantics: g ← g + λw; m, v moments;
+ * w ← w − (lr / (1−β1ᵗ)) · m / (√v / √(1−β2ᵗ) + ε).
+ */
+export class Adam {
+  #cfg: AdamConfig;
+  #m: Map<string, tf.Variable> = new Map();
+  #v: Map<string, tf.Variable> = new Map();
+  /** Steps taken so far. */
+  t = 0;
+  constructor(cfg: AdamConfig) {
+    this.#cfg = cfg;
+  }
+  /** Applies one update to `vars` with `grads` (same keys). */
+  apply(vars: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>): void {
+    const { lr, beta1, beta2, eps, weightDecay } = this.#cfg;
+    this.t++;
+    const bc1 = 1 - Math.pow(beta1, this.t), bc2 = 1 - Math.pow(beta2, this.t);
+    for (const [name, w] of Object.entries(vars)) {
+      const gRaw = grads[name];
+      if (!gRaw) continue;
+      if (!this.#m.has(name)) {
+        this.#m.set(name, tf.variable(tf.zerosLike(w), false));
+        this.#v.set(name, tf.variable(tf.zerosLike(w), false));
+      }
+      const m = this.#m.get(name)!, v = this.#v.get(name)!;
+      tf.tidy(() => {
+        const g = weightDecay ? tf.add(gRaw, tf.mul(w, weightDecay)) : gRaw;
+        const m2 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
+        const v2 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        const denom = tf.add(tf.div(tf.sqrt(v2), Math.sqrt(bc2)), eps);
+        m.assign(m2);
+        v.assign(v2);
+        w.assign(tf.sub(w, tf.mul(tf.div(m2, denom), lr / bc1)));
+      });
+    }
+  }
+  /** Frees the moment buffers. */
+  dispose(): void {
+    for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();
+    this.#m.clear();
+    this.#v.clear();
+  }
+}
+
+const MAGIC = "FSTLGEN1";
+
+/** Header of a generator checkpoint file. */
+export interface CheckpointHeader {
+  format: "fustal-generator";
+  version: 1;
+  /** Input feature dim D, embedding dim H, classes. */
+  inputDim: number;
+  hidden: number;
+  classes: string[];
+  /** Iteration the weights are from and its selection score (average test mAP). */
+  step: number;
+  score: number;
+  /** The training configuration (informational). */
+  config?: Record<string, unknown>;
+  /** Tensors in the data block: byte offset from the data start, shape. */
+  tensors: { name: string; shape: number[]; offset: number }[];
+}
+
+/**
+ * Writes a checkpoint atomically. File format: 8 ASCII bytes `FSTLGEN1`; uint32 LE n; n bytes
+ * of UTF-8 JSON ({@linkcode CheckpointHeader}); zero padding to a multiple of 4 bytes; then
+ * the tensors as float32 little-endian, row-major, at the header's offsets.
+ */
+export async function saveCheckpoint(
+  file: string,
+  values: Record<string, Float32Array>,
+  shapes: Record<string, number[]>,
+  meta: Omit<CheckpointHeader, "format" | "version" | "tensors">,
+): Promise<void> {
+  let off = 0;
+  const tensors = PARAM_NAMES.map((name) => {
+    const t = { name, shape: shapes[name], offset: off };
+    off += values[name].length * 4;
+    return t;
+  });
+  const header: CheckpointHeader = { format: "fustal-generator", version: 1, ...meta, tensors };
+  const hb = new TextEncoder().encode(JSON.stringify(header));
+  const dataStart = Math.ceil((12 + hb.length) / 4) * 4;
+  const buf = new Uint8Array(dataStart + off);
+  buf.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(buf.buffer).setUint32(8, hb.length, true);
+  buf.set(hb, 12);
+  const isLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  for (const t of tensors) {
+    const v = values[t.name];
+    if (isLE) buf.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), dataStart + t.offset);
+    else {
+      const dv = new DataView(buf.buffer, dataStart + t.offset);
+      v.forEach((x, i) => dv.setFloat32(4 * i, x, true));
+    }
+  }
+  await atomicWrite(file, buf);
+}
+
+/** Reads a checkpoint written by {@linkcode saveCheckpoint}; errors name the file. */
+export async function loadCheckpoint(
+  file: string,
+): Promise<{ header: CheckpointHeader; values: Record<string, Float32Array> }> {
+  const buf = await readBytes(file);
+  if (buf.length < 12 || new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) {
+    throw new InputError(`${file}: not a generator checkpoint (bad magic)`);
+  }
+  const n = new DataView(buf.buffer, buf.byteOffset).getUint32(8, true);
+  let header: CheckpointHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + n)));
+  } catch {
+    throw new InputError(`${file}: corrupt checkpoint header`);
+  }
+  const dataStart = Math.ceil((12 + n) / 4) * 4;
+  const values: Record<string, Float32Array> = {};
+  const dv = new DataView(buf.buffer, buf.byteOffset);
+  for (const t of header.tensors) {
+    const len = t.shape.reduce((a, b) => a * b, 1);
+    if (dataStart + t.offset + 4 * len > buf.length) {
+      throw new InputError(`${file}: truncated checkpoint (tensor ${t.name})`);
+    }
+    const a = new Float32Array(len);
+    for (let i = 0; i < len; i++) a[i] = dv.getFloat32(dataStart + t.offset + 4 * i, true);
+    values[t.name] = a;
+  }
+  return { header, values };
+}

@@ -1,0 +1,301 @@
+/**
+ * Proposal extraction from the generator's outputs (SPEC §4): class selection, min-max
+ * normalisation, ×24 linear upsampling with tail extrapolation, the CAS and actionness
+ * threshold sweeps, grouping into runs, the outer-inner-contrast (OIC) score, time
+ * conversion through `datasets/time.ts`, and class-wise greedy NMS with the "+1" convention.
+ *
+ * Everything here is plain float64 JavaScript on one video's T x C CAS (small): no tensors.
+ *
+ * @module
+ */
+import type { Detection } from "../../lib/types.ts";
+import type { FeatureGrid } from "../../datasets/types.ts";
+import { gridToSeconds } from "../../datasets/time.ts";
+
+/** Constants of the proposal pipeline (defaults: SPEC §4 / §11). */
+export interface ProposalConfig {
+  /** Class threshold on the video score (0.2). */
+  classThresh: number;
+  /** Upsampling factor (24). */
+  upScale: number;
+  /** CAS sweep thresholds (0:0.025:0.225). */
+  casThresholds: number[];
+  /** Actionness sweep thresholds (0.1:0.025:0.9). */
+  actThresholds: number[];
+  /** OIC outer-extent ratio λ (0.25). */
+  oicLambda: number;
+  /** OIC weight γ of the video score (0.2). */
+  oicGamma: number;
+  /** Minimum run length in upsampled units (2). */
+  minRun: number;
+  /** NMS IoU threshold (0.5). */
+  nmsThresh: number;
+}
+
+/** `start + i·step` for i = 0..count−1 (numpy `arange` arithmetic). */
+export function arange(start: number, step: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start + i * step);
+}
+
+/** The published proposal constants (SPEC §11). */
+export const DEFAULT_PROPOSAL_CONFIG: Readonly<ProposalConfig> = {
+  classThresh: 0.2,
+  upScale: 24,
+  casThresholds: arange(0, 0.025, 10),
+  actThresholds: arange(0.1, 0.025, 33),
+  oicLambda: 0.25,
+  oicGamma: 0.2,
+  minRun: 2,
+  nmsThresh: 0.5,
+};
+
+/**
+ * Min-max normalisation of one sequence: hi = max(0, max v), lo = max(0, min v),
+ * d = hi − lo (1 when ≤ 0); out = clip((v − lo)/d, 0, 1).
+ */
+export function minMaxNormalize(v: ArrayLike<number>): Float64Array {
+  let mx = -Infinity, mn = Infinity;
+  for (let i = 0; i < v.length; i++) {
+    mx = Math.max(mx, v[i]);
+    mn = Math.min(mn, v[i]);
+  }
+  const hi = Math.max(0, mx), lo = Math.max(0, mn);
+  let d = hi - lo;
+  if (d <= 0) d = 1;
+  const out = new Float64Array(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = Math.min(1, Math.max(0, (v[i] - lo) / d));
+  return out;
+}
+
+/**
+ * Linear upsampling by `scale`: out_u = v interpolated at x = u/scale on the grid 0..T−1, for
+ * u < scale·T; beyond T−1 the last segment's slope is extrapolated (no clipping). A length-1
+ * sequence (undefined in the reference) is held constant.
+ */
+export function upsampleLinear(v: ArrayLike<number>, scale: number): Float64Array {
+  const T = v.length;
+  const out = new Float64Array(T * scale);
+  if (T === 1) return out.fill(v[0]);
+  for (let u = 0; u < out.length; u++) {
+    const x = u / scale;
+    const i = Math.min(Math.floor(x), T - 2);
+    const f = x - i;
+    out[u] = v[i] + f * (v[i + 1] - v[i]);
+  }
+  return out;
+}
+
+/** Maximal runs of consecutive integers of a sorted index list: `[start, end]` pairs. */
+export function groupRuns(indices: ArrayLike<number>): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let i = 0; i < indices.length; i++) {
+    const last = runs[runs.length - 1];
+    if (last && indices[i] === last[1] + 1) last[1] = indices[i];
+    else runs.push([indices[i], indices[i]]);
+  }
+  return runs;
+}
+
+/**
+ * Outer-inner-contrast score of run s..e of `signal` (length U):
+ * mean(signal[s..e]) − mean(signal[outer]) + γ·p, where outer = [max(0, trunc(s − λn)), s−1]
+ * ∪ [e+1, min(U−1, trunc(e + λn))] (n = e − s + 1) and an empty outer contributes 0.
+ */
+export function oicScore(
+  signal: ArrayLike<number>,
+  s: number,
+  e: number,
+  videoScore: number,
+  lambda: number,
+  gamma: number,
+): number {
+  const n = e - s + 1;
+  let inner = 0;
+  for (let u = s; u <= e; u++) inner += signal[u];
+  inner /= n;
+  const os = Math.max(0, Math.trunc(s - lambda * n));
+  const oe = Math.min(signal.length - 1, Math.trunc(e + lambda * n));
+  let sum = 0, cnt = 0;
+  for (let u = os; u < s; u++) (sum += signal[u], cnt++);
+  for (let u = e + 1; u <= oe; u++) (sum += signal[u], cnt++);
+  const outer = cnt ? sum / cnt : 0;
+  return inner - outer + gamma * videoScore;
+}
+
+/** A proposal in upsampled units (before time conversion). */
+export interface RawProposal {
+  classId: number;
+  score: number;
+  /** First upsampled unit. */
+  start: number;
+  /** Last upsampled unit (inclusive). */
+  end: number;
+}
+
+/** A proposal in seconds. */
+export interface TimedProposal {
+  classId: number;
+  score: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * Greedy NMS with the "+1" length convention of the reference (SPEC §4.7): len = e − s + 1,
+ * inter = max(0, min(e) − max(s) + 1), IoU = inter/(len_i + len_j − inter); proposals with
+ * IoU ≥ `thresh` to a kept one are removed. Order: descending score, equal scores with the
+ * later input first (stable ascending sort, reversed, as numpy's argsort()[::-1] on small
+ * inputs).
+ */
+export function nmsPlusOne<P extends { score: number; start: number; end: number }>(
+  props: readonly P[],
+  thresh: number,
+): P[] {
+  const order = props.map((_, i) => i).sort((a, b) => props[a].score - props[b].score || a - b)
+    .reverse();
+  const removed = new Uint8Array(props.length);
+  const keep: P[] = [];
+  for (let oi = 0; oi < order.length; oi++) {
+    const i = order[oi];
+    if (removed[i]) continue;
+    const p = props[i];
+    keep.push(p);
+    const li = p.end - p.start + 1;
+    for (let oj = oi + 1; oj < order.length; oj++) {
+      const j = order[oj];
+      if (removed[j]) continue;
+      const q = props[j];
+      const inter = Math.max(0, Math.min(p.end, q.end) - Math.max(p.start, q.start) + 1);
+      const iou = inter / (li + (q.end - q.start + 1) - inter);
+      if (iou >= thresh) removed[j] = 1;
+    }
+  }
+  return keep;
+}
+
+/** One video's generator outputs for proposal extraction. */
+export interface VideoOutputs {
+  /** Row-major T x C class activation sequence (post-ReLU). */
+  cas: ArrayLike<number>;
+  /** T (sampled length). */
+  T: number;
+  /** C. */
+  C: number;
+  /** Video score p (softmax over classes), length C. */
+  videoScore: ArrayLike<number>;
+  /** L, the number of feature rows of the whole video (for time conversion). */
+  L: number;
+}
+
+/** Runs and OIC scores of one (class, candidate set, signal). */
+function proposalsOfSet(
+  keepIdx: number[],
+  signal: ArrayLike<number>,
+  classId: number,
+  p: number,
+  cfg: ProposalConfig,
+  out: RawProposal[],
+): void {
+  for (const [s, e] of groupRuns(keepIdx)) {
+    if (e - s + 1 < cfg.minRun) continue;
+    out.push({ classId, score: oicScore(signal, s, e, p, cfg.oicLambda, cfg.oicGamma), start: s, end: e });
+  }
+}
+
+/**
+ * Proposals of one video in upsampled units, pooled per class in order of first appearance
+ * (CAS sweep first, then actionness sweep), before NMS.
+ */
+export function sweepProposals(
+  v: VideoOutputs,
+  cfg: ProposalConfig = DEFAULT_PROPOSAL_CONFIG,
+): Map<number, RawProposal[]> {
+  const { T, C, cas, videoScore } = v;
+  let classes: number[] = [];
+  for (let c = 0; c < C; c++) if (videoScore[c] >= cfg.classThresh) classes.push(c);
+  if (classes.length === 0) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (videoScore[c] > videoScore[best]) best = c;
+    classes = [best];
+  }
+  const col = new Float64Array(T);
+  const casUp = classes.map((c) => {
+    for (let t = 0; t < T; t++) col[t] = cas[t * C + c];
+    return upsampleLinear(minMaxNormalize(col), cfg.upScale);
+  });
+  const act = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += cas[t * C + c];
+    act[t] = s;
+  }
+  const actUp = upsampleLinear(minMaxNormalize(act), cfg.upScale);
+  const U = actUp.length;
+  const pooled = new Map<number, RawProposal[]>();
+  const add = (list: RawProposal[]) => {
+    for (const p of list) {
+      const l = pooled.get(p.classId);
+      if (l) l.push(p);
+      else pooled.set(p.classId, [p]);
+    }
+  };
+  // "Any non-zero index" in the reference: a set that is empty or only {0} is skipped.
+  const usable = (idx: number[]) => idx.length > 0 && !(idx.length === 1 && idx[0] === 0);
+  const thr = new Float64Array(U);
+  for (const theta of cfg.casThresholds) {
+    const found: RawProposal[] = [];
+    classes.forEach((c, ci) => {
+      const up = casUp[ci];
+      const idx: number[] = [];
+      for (let u = 0; u < U; u++) {
+        thr[u] = up[u] < theta ? 0 : up[u];
+        if (thr[u] > 0) idx.push(u);
+      }
+      if (usable(idx)) proposalsOfSet(idx, thr, c, videoScore[c], cfg, found);
+    });
+    add(found);
+  }
+  for (const theta of cfg.actThresholds) {
+    const idx: number[] = [];
+    for (let u = 0; u < U; u++) if (actUp[u] >= theta && actUp[u] > 0) idx.push(u);
+    if (!usable(idx)) continue;
+    const found: RawProposal[] = [];
+    classes.forEach((c, ci) => proposalsOfSet(idx, casUp[ci], c, videoScore[c], cfg, found));
+    add(found);
+  }
+  return pooled;
+}
+
+/**
+ * Seconds of upsampled unit u: snippet position u·L/(scale·T) converted by the video's grid
+ * (for the CoLA grid this is u·16L/(24·T·25), SPEC §4.6).
+ */
+export function unitToSeconds(grid: FeatureGrid, u: number, L: number, T: number, scale: number): number {
+  return gridToSeconds(grid, (u * L) / (scale * T));
+}
+
+/**
+ * The whole SPEC §4 pipeline for one video: proposals in seconds after class-wise NMS,
+ * classes in order of first appearance, within a class by descending score.
+ */
+export function extractProposals(
+  videoId: string,
+  v: VideoOutputs,
+  grid: FeatureGrid,
+  classNames: readonly string[],
+  cfg: ProposalConfig = DEFAULT_PROPOSAL_CONFIG,
+): Detection[] {
+  const out: Detection[] = [];
+  for (const [c, raw] of sweepProposals(v, cfg)) {
+    const timed: TimedProposal[] = raw.map((p) => ({
+      classId: c,
+      score: p.score,
+      start: unitToSeconds(grid, p.start, v.L, v.T, cfg.upScale),
+      end: unitToSeconds(grid, p.end + 1, v.L, v.T, cfg.upScale),
+    }));
+    for (const p of nmsPlusOne(timed, cfg.nmsThresh)) {
+      out.push({ videoId, label: classNames[c], score: p.score, segment: [p.start, p.end] });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,155 @@
+/**
+ * Inference and post-processing (SPEC §6.11), shared by `predict`, the test evaluation and the
+ * EMA teacher: whole video padded to `maxSeqLen` (or the next multiple of the largest stride),
+ * per-level pre-NMS threshold and top-k, trident decoding of the kept (point, class) pairs,
+ * minimum length, per-class Soft-NMS (or plain NMS), a cap per video, and seconds through
+ * `datasets/time.ts` clamped to [0, duration].
+ *
+ * Ties: candidates of a level are ordered by descending probability, equal values by their
+ * position-major/class-minor index; the final merge is a stable sort by descending score.
+ *
+ * @module
+ */
+import { tf } from "../../deps.ts";
+import type { Detection } from "../../lib/types.ts";
+import type { FeatureGrid, VideoFeatures } from "../../datasets/types.ts";
+import { gridToSeconds } from "../../datasets/time.ts";
+import { decodePoint } from "./decode.ts";
+import { forward, type Layout, makeLayout } from "./model.ts";
+import { hardNms, type Scored, softNms } from "./nms.ts";
+import type { StudentConfig } from "./presets.ts";
+
+/** A detection on the level-0 grid of the input window. */
+export interface GridDetection {
+  /** Class id. */
+  c: number;
+  score: number;
+  /** Start / end in level-0 grid rows. */
+  a: number;
+  b: number;
+}
+
+/** Raw head outputs of one item (host arrays, concatenated layout). */
+export interface RawOutput {
+  cls: Float32Array;
+  start: Float32Array;
+  end: Float32Array;
+  off: Float32Array;
+  layout: Layout;
+  len: number;
+}
+
+/** Padded length used at inference for a sequence of `len` rows. */
+export function inferenceLength(len: number, cfg: StudentConfig): number {
+  const div = 2 ** (cfg.levels - 1);
+  if (len <= cfg.maxSeqLen) return cfg.maxSeqLen;
+  return Math.ceil(len / div) * div;
+}
+
+/**
+ * Runs the network in eval mode on items padded to a common `t0` (each item's rows copied,
+ * the rest zero) and returns host arrays per item.
+ */
+export function runNetwork(
+  params: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  items: { data: Float32Array; length: number }[],
+  dim: number,
+  t0: number,
+): RawOutput[] {
+  const x = new Float32Array(items.length * t0 * dim);
+  items.forEach((it, i) => x.set(it.data.subarray(0, it.length * dim), i * t0 * dim));
+  const lens = items.map((it) => it.length);
+  const layout = makeLayout(t0, cfg);
+  const [cls, start, end, off] = tf.tidy(() => {
+    const o = forward(params, cfg, { x, lens, t0, dim }, false);
+    return [o.cls, o.start, o.end, o.off];
+  });
+  const host = [cls, start, end, off].map((t) => t.dataSync() as Float32Array);
+  tf.dispose([cls, start, end, off]);
+  const K = cls.shape[2];
+  const L = layout.total;
+  const no = off.shape[2];
+  return items.map((it, i) => ({
+    cls: host[0].subarray(i * L * K, (i + 1) * L * K),
+    start: host[1].subarray(i * L * K, (i + 1) * L * K),
+    end: host[2].subarray(i * L * K, (i + 1) * L * K),
+    off: host[3].subarray(i * L * no, (i + 1) * L * no),
+    layout,
+    len: it.length,
+  }));
+}
+
+/** Post-processes one item's raw outputs into detections on its level-0 grid. */
+export function postprocess(raw: RawOutput, numClasses: number, cfg: StudentConfig): GridDetection[] {
+  const { layout, len } = raw;
+  const K = numClasses;
+  const nb = cfg.numBins;
+  const cands: GridDetection[] = [];
+  for (let l = 0; l < layout.lengths.length; l++) {
+    const s = layout.strides[l];
+    const o = layout.offsets[l];
+    const lvl: { i: number; p: number }[] = [];
+    for (let t = 0; t < layout.lengths[l] && t * s < len; t++) {
+      for (let c = 0; c < K; c++) {
+        const p = 1 / (1 + Math.exp(-raw.cls[(o + t) * K + c]));
+        if (p > cfg.preNmsThresh) lvl.push({ i: t * K + c, p });
+      }
+    }
+    lvl.sort((x, y) => y.p - x.p || x.i - y.i);
+    const top = lvl.length > cfg.preNmsTopk ? lvl.slice(0, cfg.preNmsTopk) : lvl;
+    for (const { i, p } of top) {
+      const t = Math.floor(i / K);
+      const c = i % K;
+      const [dl, dr] = decodePoint(raw.start, raw.end, raw.off, layout.total, K, nb, o + t, c);
+      const a = (t - dl) * s;
+      const b = (t + dr) * s;
+      if (b - a > cfg.durationThresh) cands.push({ c, score: p, a, b });
+    }
+  }
+  const byClass = new Map<number, Scored[]>();
+  for (const d of cands) {
+    const lst = byClass.get(d.c);
+    if (lst) lst.push(d);
+    else byClass.set(d.c, [d]);
+  }
+  const out: GridDetection[] = [];
+  for (const [c, lst] of [...byClass.entries()].sort((x, y) => x[0] - y[0])) {
+    const kept = cfg.nmsMethod === "soft"
+      ? softNms(lst, cfg.nmsSigma, cfg.minScore, cfg.maxSegPerClass)
+      : hardNms(lst, cfg.nmsIouThresh, cfg.maxSegPerClass);
+    for (const k of kept) out.push({ c, score: k.score, a: k.a, b: k.b });
+  }
+  out.sort((x, y) => y.score - x.score);
+  return out.slice(0, cfg.maxSegNum);
+}
+
+/** Converts grid detections of a video to {@linkcode Detection}s in seconds in [0, duration]. */
+export function toSeconds(
+  dets: GridDetection[],
+  videoId: string,
+  grid: FeatureGrid,
+  duration: number,
+  classes: string[],
+): Detection[] {
+  const clamp = (v: number) => Math.min(Math.max(v, 0), duration);
+  return dets.map((d) => ({
+    videoId,
+    label: classes[d.c],
+    score: d.score,
+    segment: [clamp(gridToSeconds(grid, d.a)), clamp(gridToSeconds(grid, d.b))],
+  }));
+}
+
+/** Detections of one whole video (features of any length), in seconds. */
+export function predictVideo(
+  params: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  feats: VideoFeatures,
+  video: { id: string; grid: FeatureGrid; duration: number },
+  classes: string[],
+): Detection[] {
+  const t0 = inferenceLength(feats.length, cfg);
+  const [raw] = runNetwork(params, cfg, [feats], feats.dim, t0);
+  return toSeconds(postprocess(raw, classes.length, cfg), video.id, video.grid, video.duration, classes);
+}

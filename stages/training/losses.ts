@@ -1,0 +1,143 @@
+/**
+ * Student losses (SPEC §6.7): sigmoid focal loss with an IoU^0.2 weight on positive pairs,
+ * DIoU regression on the trident distances, FuSTAL's MIL loss on level-0 logits, all divided
+ * by the persistent loss normaliser.
+ *
+ * @module
+ */
+import { tf } from "../../deps.ts";
+import { tridentDistances } from "./decode.ts";
+import type { ForwardOutput, Layout } from "./model.ts";
+import type { StudentConfig } from "./presets.ts";
+
+/** IoU and DIoU loss of offset pairs (all in strides); shapes broadcast. */
+export function iouAndDiou(
+  dl: tf.Tensor,
+  dr: tf.Tensor,
+  tl: tf.Tensor,
+  tr: tf.Tensor,
+): { iou: tf.Tensor; diou: tf.Tensor } {
+  const inter = tf.add(tf.minimum(dl, tl), tf.minimum(dr, tr));
+  const union = tf.maximum(tf.sub(tf.add(tf.add(dl, dr), tf.add(tl, tr)), inter), 1e-8);
+  const iou = tf.div(inter, union);
+  const rho = tf.mul(tf.sub(tf.sub(dr, dl), tf.sub(tr, tl)), 0.5);
+  const c = tf.maximum(tf.add(tf.maximum(dl, tl), tf.maximum(dr, tr)), 1e-8);
+  const diou = tf.add(tf.sub(1, iou), tf.square(tf.div(rho, c)));
+  return { iou, diou };
+}
+
+/** Element-wise sigmoid focal loss (alpha for positives, 1-alpha for negatives). */
+export function focalLoss(logits: tf.Tensor, targets: tf.Tensor, alpha: number, gamma: number) {
+  const p = tf.sigmoid(logits);
+  const ce = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.softplus(tf.neg(tf.abs(logits))));
+  const pt = tf.add(tf.mul(p, targets), tf.mul(tf.sub(1, p), tf.sub(1, targets)));
+  const mod = gamma === 2 ? tf.square(tf.sub(1, pt)) : tf.pow(tf.sub(1, pt), gamma);
+  const at = tf.add(tf.mul(targets, alpha), tf.mul(tf.sub(1, targets), 1 - alpha));
+  return tf.mul(tf.mul(ce, mod), at);
+}
+
+/** Host-side loss inputs of a batch. */
+export interface LossTargets {
+  /** [B * L * K] multi-hot class targets. */
+  cls: Float32Array;
+  /** [B * L * 2] regression targets (strides). */
+  reg: Float32Array;
+  /** Loss normaliser for this iteration (already updated with this batch's N_pos). */
+  norm: number;
+  /** MIL: weak labels per item ([B * K] multi-hot; all-zero rows are left out). */
+  weak: Float32Array;
+  /** MIL dropout keep factors [B * T0 * K] (0 or 1/(1-p)). */
+  milKeep: Float32Array;
+  /** Valid level-0 rows per item. */
+  lens: number[];
+}
+
+/** The loss terms as scalars (tracked by the caller's scope). */
+export interface LossTerms {
+  cls: tf.Scalar;
+  reg: tf.Scalar;
+  mil: tf.Scalar;
+  total: tf.Scalar;
+}
+
+/** All student losses for one forward output. */
+export function studentLosses(
+  out: ForwardOutput,
+  layout: Layout,
+  t: LossTargets,
+  cfg: StudentConfig,
+): LossTerms {
+  const [b, L, K] = out.cls.shape;
+  const clsT = tf.tensor3d(t.cls, [b, L, K]);
+  const regT = tf.tensor3d(t.reg, [b, L, 2]);
+  const tl = tf.slice(regT, [0, 0, 0], [b, L, 1]);
+  const tr = tf.slice(regT, [0, 0, 1], [b, L, 1]);
+  const { dl, dr } = tridentDistances(out.start, out.end, out.off, cfg.numBins);
+  const { iou, diou } = iouAndDiou(dl, dr, tl, tr);
+  // IoU^power weight on positive pairs, gradient flowing through it (SPEC §6.7).
+  const w = tf.add(
+    tf.mul(clsT, tf.pow(tf.maximum(iou, 1e-6), cfg.iouWeightPower)),
+    tf.sub(1, clsT),
+  );
+  const fl = tf.mul(tf.mul(focalLoss(out.cls, clsT, cfg.focalAlpha, cfg.focalGamma), w), out.valid);
+  const lossCls = tf.div(tf.sum(fl), t.norm) as tf.Scalar;
+  const lossReg = tf.div(tf.sum(tf.mul(tf.mul(diou, clsT), out.valid)), t.norm) as tf.Scalar;
+  const lossMil = cfg.milWeight > 0 ? milLoss(out, layout, t, cfg) : tf.scalar(0);
+  const total = tf.add(tf.add(lossCls, lossReg), tf.mul(lossMil, cfg.milWeight)) as tf.Scalar;
+  return { cls: lossCls, reg: lossReg, mil: lossMil, total };
+}
+
+/**
+ * MIL loss on level-0 class logits: dropout, mean of the k largest values over time per
+ * (item, class), softmax over classes, BCE against the normalised weak labels. k is
+ * floor(total valid rows of the batch / ratio) (the reference; SPEC §6.7) or per item.
+ */
+export function milLoss(out: ForwardOutput, layout: Layout, t: LossTargets, cfg: StudentConfig): tf.Scalar {
+  const [b, , K] = out.cls.shape;
+  const t0 = layout.lengths[0];
+  const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [b, t0, K]);
+  const zd = tf.mul(z, tf.tensor3d(t.milKeep, [b, t0, K]));
+  const batchK = Math.floor(t.lens.reduce((s, v) => s + v, 0) / cfg.milRatio);
+  const ks = t.lens.map((len) =>
+    Math.max(1, Math.min(t0, cfg.milPerVideo ? Math.floor(len / cfg.milRatio) : batchK))
+  );
+  let pooled: tf.Tensor;
+  if (ks.every((k) => k >= t0)) {
+    pooled = tf.mean(zd, 1);
+  } else {
+    // Exact top-k selection mask from host values (TopK has no gradient; the mask needs none).
+    const v = zd.dataSync();
+    const mask = new Float32Array(b * t0 * K);
+    const idx = new Int32Array(t0);
+    for (let i = 0; i < b; i++) {
+      for (let c = 0; c < K; c++) {
+        for (let q = 0; q < t0; q++) idx[q] = q;
+        const base = i * t0 * K + c;
+        const sorted = Array.from(idx).sort((x, y) => v[base + y * K] - v[base + x * K] || x - y);
+        for (let q = 0; q < ks[i]; q++) mask[base + sorted[q] * K] = 1 / ks[i];
+      }
+    }
+    pooled = tf.sum(tf.mul(zd, tf.tensor3d(mask, [b, t0, K])), 1);
+  }
+  const q = tf.softmax(pooled);
+  const weak = t.weak;
+  const yn = new Float32Array(b * K);
+  const rowW = new Float32Array(b * K);
+  let rows = 0;
+  for (let i = 0; i < b; i++) {
+    let s = 0;
+    for (let c = 0; c < K; c++) s += weak[i * K + c];
+    if (s === 0) continue;
+    rows++;
+    for (let c = 0; c < K; c++) {
+      yn[i * K + c] = weak[i * K + c] / s;
+      rowW[i * K + c] = 1;
+    }
+  }
+  if (rows === 0) return tf.scalar(0);
+  const y = tf.tensor2d(yn, [b, K]);
+  const lq = tf.maximum(tf.log(q), -100);
+  const l1q = tf.maximum(tf.log(tf.sub(1, q)), -100);
+  const bce = tf.neg(tf.add(tf.mul(y, lq), tf.mul(tf.sub(1, y), l1q)));
+  return tf.div(tf.sum(tf.mul(bce, tf.tensor2d(rowW, [b, K]))), rows * K) as tf.Scalar;
+}
