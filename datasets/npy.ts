@@ -149,7 +149,7 @@ export function decodeNpy(bytes: Uint8Array, file: string): NpyArray {
         `needs ${n * h.itemSize}${have < n * h.itemSize ? " (file truncated?)" : ""}`,
     );
   }
-  let out = new Float32Array(n);
+  let out: Float32Array = new Float32Array(n);
   const off = bytes.byteOffset + h.dataOffset;
   const le = !h.bigEndian;
   if (h.itemSize === 4 && le && off % 4 === 0) {
@@ -165,8 +165,8 @@ export function decodeNpy(bytes: Uint8Array, file: string): NpyArray {
   } else {
     // Unaligned or big-endian: go through a DataView (slower, rare).
     const dv = new DataView(bytes.buffer, off, n * h.itemSize);
-    if (h.itemSize === 4) for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, le);
-    else if (h.itemSize === 8) for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, le);
+    if (h.itemSize === 4) { for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, le); }
+    else if (h.itemSize === 8) { for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, le); }
     else {
       const t = halfToFloatTable();
       for (let i = 0; i < n; i++) out[i] = t[dv.getUint16(i * 2, le)];

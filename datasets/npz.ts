@@ -7,7 +7,7 @@
  */
 import { InputError } from "../lib/errors.ts";
 import { decodeNpy, encodeNpy, type NpyArray, type NpyHeader, tryParseNpyHeader } from "./npy.ts";
-import { bytesSource, type ZipEntry, ZipReader, zipBytes } from "./zip.ts";
+import { bytesSource, zipBytes, type ZipEntry, ZipReader } from "./zip.ts";
 
 /** Picks the member holding the wanted array; errors list what the archive has. */
 export function pickNpzMember(zip: ZipReader, key: string | undefined): ZipEntry {

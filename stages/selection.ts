@@ -290,6 +290,29 @@ export function matchProposals(
   proposals: readonly Detection[],
   tiou = 0.5,
 ): MatchStats {
+  const flags = matchFlags(gt, proposals, tiou);
+  let matched = 0;
+  for (const f of flags) matched += f;
+  const instances = gt.instances.length;
+  return {
+    tiou,
+    proposals: proposals.length,
+    instances,
+    matched,
+    precision: proposals.length ? matched / proposals.length : 0,
+    recall: instances ? matched / instances : 0,
+  };
+}
+
+/**
+ * Which proposals the matching of {@linkcode matchProposals} accepts: 1 for a proposal
+ * matched to a ground-truth instance at `tiou`, else 0 (same order as `proposals`).
+ */
+export function matchFlags(
+  gt: GroundTruth,
+  proposals: readonly Detection[],
+  tiou = 0.5,
+): Uint8Array {
   const gtByKey = new Map<string, Segment[]>();
   for (const g of gt.instances) {
     const key = `${g.videoId}\u0000${g.label}`;
@@ -301,7 +324,7 @@ export function matchProposals(
   for (const [k, l] of gtByKey) used.set(k, new Uint8Array(l.length));
   const order = proposals.map((_, i) => i);
   order.sort((a, b) => (proposals[b].score - proposals[a].score) || (b - a));
-  let matched = 0;
+  const flags = new Uint8Array(proposals.length);
   for (const i of order) {
     const p = proposals[i];
     const key = `${p.videoId}\u0000${p.label}`;
@@ -320,18 +343,10 @@ export function matchProposals(
     }
     if (best >= 0 && bestIoU >= tiou) {
       u[best] = 1;
-      matched++;
+      flags[i] = 1;
     }
   }
-  const instances = gt.instances.length;
-  return {
-    tiou,
-    proposals: proposals.length,
-    instances,
-    matched,
-    precision: proposals.length ? matched / proposals.length : 0,
-    recall: instances ? matched / instances : 0,
-  };
+  return flags;
 }
 
 /** Pseudo-label quality: detection mAP plus precision / recall at one tIoU. */

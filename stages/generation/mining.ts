@@ -86,8 +86,9 @@ export function borderRegions(
 }
 
 /**
- * Indices of the k largest values of `score[off + stride*t]`, t < T; ties: lower t first
- * (a stable descending sort). Returns them in that rank order.
+ * Indices of the k largest values of `score[off + stride*t]`, t < T, in ascending index
+ * order. Ties at the k-th value are broken toward the lower index (the rule of a stable
+ * descending sort). Uses a native numeric sort to find the k-th value (no comparator).
  */
 export function topKIndices(
   score: ArrayLike<number>,
@@ -96,12 +97,18 @@ export function topKIndices(
   off = 0,
   stride = 1,
 ): number[] {
-  const idx = Array.from({ length: T }, (_, t) => t);
-  idx.sort((x, y) => {
-    const d = score[off + stride * y] - score[off + stride * x];
-    return d !== 0 ? d : x - y;
-  });
-  return idx.slice(0, Math.min(k, T));
+  k = Math.min(k, T);
+  if (k <= 0) return [];
+  const v = new Float64Array(T);
+  for (let t = 0; t < T; t++) v[t] = score[off + stride * t];
+  const kth = v.slice().sort()[T - k];
+  let ties = k;
+  for (let t = 0; t < T; t++) if (v[t] > kth) ties--;
+  const out: number[] = [];
+  for (let t = 0; t < T; t++) {
+    if (v[t] > kth || (v[t] === kth && ties-- > 0)) out.push(t);
+  }
+  return out;
 }
 
 /** k_e = ⌊T/r_easy⌋ and k_h = ⌊T/r_hard⌋, each at least 1 (the reference divides by them). */

@@ -50,9 +50,9 @@ function uniformInit(n: number, bound: number, rng: Rng): Float32Array {
 export function createParams(D: number, H: number, C: number, rng: Rng): GeneratorParams {
   const b1 = 1 / Math.sqrt(3 * D), b2 = 1 / Math.sqrt(H);
   return {
-    w1: tf.variable(tf.tensor2d(uniformInit(3 * D * H, b1, rng), [3 * D, H]), true, "gen_w1"),
-    b1: tf.variable(tf.tensor1d(uniformInit(H, b1, rng)), true, "gen_b1"),
-    w2: tf.variable(tf.tensor2d(uniformInit(H * C, b2, rng), [H, C]), true, "gen_w2"),
+    w1: tf.variable(tf.tensor2d(uniformInit(3 * D * H, b1, rng), [3 * D, H]), true),
+    b1: tf.variable(tf.tensor1d(uniformInit(H, b1, rng)), true),
+    w2: tf.variable(tf.tensor2d(uniformInit(H * C, b2, rng), [H, C]), true),
   };
 }
 
@@ -82,7 +82,7 @@ function swapLast(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
-const mmFull = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+const mmFull = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -91,11 +91,11 @@ const mmFull = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc)
       tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
     ],
   };
-});
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 // For an input that is data (no gradient wanted): returns zeros for it instead of spending a
 // full matMul; tfjs computes all of a customGrad's gradients eagerly.
-const mmWeightOnly = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+const mmWeightOnly = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
@@ -104,7 +104,7 @@ const mmWeightOnly = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSav
       tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
     ],
   };
-});
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 /**
  * `a @ b` (rank 2 or batched rank 3) whose gradient is computed with explicit transposes and
@@ -163,7 +163,7 @@ export function inferCas(
   D: number,
   maxRows = 16384,
 ): Float32Array[] {
-  const C = p.w2.shape[1];
+  const C = p.w2.shape[1] as number;
   const out: Float32Array[] = new Array(seqs.length);
   let i = 0;
   while (i < seqs.length) {

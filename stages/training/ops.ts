@@ -54,7 +54,7 @@ export function conv1d(x: T, w: T, bias?: T): T {
   }
   let y: T = matMul(tf.reshape(cols, [b * t, k * cin]) as tf.Tensor2D, w as tf.Tensor2D);
   if (bias) y = tf.add(y, bias);
-  return tf.reshape(y, [b, t, w.shape[1]]);
+  return tf.reshape(y, [b, t, w.shape[1] as number]);
 }
 
 /**

@@ -1,0 +1,145 @@
+/**
+ * Generator configuration and its two presets.
+ *
+ * - `paper`: the published values (SPEC §3, §11): 750 snippets, batch 16, 6000 iterations,
+ *   Adam lr 1e-4 with L2 5e-4, evaluation every 100 iterations, seed 3407; the embedding is as
+ *   wide as the input (2048 for I3D RGB+flow).
+ * - `default`: the same method sized for one CPU core on tfjs-wasm, for the synthetic
+ *   THUMOS'14-shaped set (128-d features, ~300 snippets per video): 256 sampled snippets,
+ *   batch 16, 300 iterations at lr 1e-3, evaluation every 50. See bench/BENCH-generation.md
+ *   for the measured time and why these values.
+ *
+ * @module
+ */
+import { DEFAULT_PROPOSAL_CONFIG, type ProposalConfig } from "./proposals.ts";
+import { InputError } from "../../lib/errors.ts";
+
+/** Every knob of the generator stage. */
+export interface GeneratorConfig {
+  /** Snippets per video N (training: always N; inference: min(L, N)). */
+  snippets: number;
+  /** Videos per mini-batch. */
+  batch: number;
+  /** Training iterations. */
+  iterations: number;
+  /** Adam learning rate (constant). */
+  lr: number;
+  /** Coupled L2 weight decay. */
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Evaluate on the test split every this many iterations (and after the last one). */
+  evalEvery: number;
+  /** Seed of every random draw (init, sampling, shuffles, dropouts). */
+  seed: number;
+  /** Embedding width H; null = the input feature dim (the published model). */
+  hidden: number | null;
+  /** r_easy, r_hard (k = ⌊T/r⌋). */
+  rEasy: number;
+  rHard: number;
+  /** Morphology structure lengths m < M. */
+  m: number;
+  M: number;
+  /** Dropout on the embeddings (0.7) and on the easy-mining mask (0.6). */
+  dropEmbed: number;
+  dropEasy: number;
+  /** NCE temperature. */
+  tau: number;
+  /** Weight of the whole contrastive term (0.01). */
+  contrastWeight: number;
+  /** Weight of the cross-video term inside it (0.2, split over the P pairs). */
+  crossWeight: number;
+  /** false = the CoLA baseline (no cross-video contrast). */
+  crossVideo: boolean;
+  /** Proposal extraction constants. */
+  proposal: ProposalConfig;
+  /** tIoU thresholds; null = by dataset (THUMOS 0.1:0.7, ActivityNet 0.5:0.95). */
+  tious: number[] | null;
+  /** Cache features in memory up to this many bytes (beyond: reload per use). */
+  cacheBytes: number;
+}
+
+/** Names of the presets. */
+export type GeneratorPreset = "paper" | "default";
+
+const COMMON = {
+  weightDecay: 5e-4,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  hidden: null,
+  rEasy: 5,
+  rHard: 20,
+  m: 3,
+  M: 6,
+  dropEmbed: 0.7,
+  dropEasy: 0.6,
+  tau: 0.07,
+  contrastWeight: 0.01,
+  crossWeight: 0.2,
+  crossVideo: true,
+  tious: null,
+  cacheBytes: 2 * 1024 ** 3,
+} as const;
+
+/** The published configuration. */
+export const PAPER_PRESET: Readonly<GeneratorConfig> = {
+  ...COMMON,
+  snippets: 750,
+  batch: 16,
+  iterations: 6000,
+  lr: 1e-4,
+  evalEvery: 100,
+  seed: 3407,
+  proposal: DEFAULT_PROPOSAL_CONFIG,
+};
+
+/** The CPU-sized configuration used by the default run. */
+export const DEFAULT_PRESET: Readonly<GeneratorConfig> = {
+  ...COMMON,
+  snippets: 256,
+  batch: 16,
+  iterations: 300,
+  lr: 1e-3,
+  evalEvery: 50,
+  seed: 3407,
+  proposal: DEFAULT_PROPOSAL_CONFIG,
+};
+
+/** A preset by name, merged with `overrides` (undefined values ignored). */
+export function generatorConfig(
+  preset: GeneratorPreset = "default",
+  overrides: Partial<GeneratorConfig> = {},
+): GeneratorConfig {
+  const base = preset === "paper"
+    ? PAPER_PRESET
+    : preset === "default"
+    ? DEFAULT_PRESET
+    : (() => {
+      throw new InputError(`--preset: unknown preset "${preset}" (use paper or default)`);
+    })();
+  const cfg: GeneratorConfig = { ...base, proposal: { ...base.proposal } };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;
+  }
+  validateConfig(cfg);
+  return cfg;
+}
+
+/** Throws an InputError naming the first invalid setting. */
+export function validateConfig(c: GeneratorConfig): void {
+  const int = (n: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) {
+      throw new InputError(`generator config: ${n} must be an integer ≥ ${min}, got ${v}`);
+    }
+  };
+  int("snippets", c.snippets, 2);
+  int("batch", c.batch, 1);
+  int("iterations", c.iterations, 0);
+  int("evalEvery", c.evalEvery, 1);
+  int("seed", c.seed, 0);
+  if (c.hidden !== null) int("hidden", c.hidden, 1);
+  if (!(c.lr > 0)) throw new InputError(`generator config: lr must be > 0, got ${c.lr}`);
+  if (!(c.m < c.M)) throw new InputError(`generator config: m must be < M`);
+}

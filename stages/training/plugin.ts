@@ -1,0 +1,74 @@
+/**
+ * The built-in student plugin `tridet-ema`: TriDet trained on the selected pseudo labels, with
+ * EMA-teacher distillation (SPEC §6). Options (all optional): `preset` (`default` | `paper`),
+ * `ema` (false turns the teacher switch off and evaluates the raw weights), `epochs`,
+ * `switchEpoch` (scaled with `epochs` when only `epochs` is given), `emaDecay`, `batch`, `lr`,
+ * `evalRaw`, and any other {@linkcode StudentConfig} field by name.
+ *
+ * @module
+ */
+import { InputError } from "../../lib/errors.ts";
+import type { StudentPlugin } from "../../lib/plugin_types.ts";
+import { PRESETS, type StudentConfig } from "./presets.ts";
+import { trainStudent } from "./train.ts";
+
+/** Builds a configuration from a preset name and overrides. */
+export function configFromOptions(options: Record<string, unknown>): StudentConfig {
+  const presetName = String(options.preset ?? "default");
+  const preset = PRESETS[presetName];
+  if (!preset) {
+    throw new InputError(
+      `student: unknown preset "${presetName}" (use ${Object.keys(PRESETS).join(", ")})`,
+    );
+  }
+  const cfg: StudentConfig = { ...preset };
+  const keys = new Set(Object.keys(preset));
+  for (const [k, v] of Object.entries(options)) {
+    if (k === "preset" || k === "evalRaw" || v === undefined) continue;
+    if (!keys.has(k)) throw new InputError(`student: unknown option "${k}"`);
+    const want = typeof (preset as unknown as Record<string, unknown>)[k];
+    if (typeof v !== want) {
+      throw new InputError(`student: option "${k}" must be a ${want}, got ${JSON.stringify(v)}`);
+    }
+    (cfg as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (options.epochs !== undefined && options.switchEpoch === undefined) {
+    // Keep the teacher phase at the preset's share of the schedule.
+    cfg.switchEpoch = Math.round(preset.switchEpoch / preset.epochs * cfg.epochs);
+  }
+  for (const k of ["epochs", "batch", "checkpointEvery", "maxSeqLen", "dim", "levels"] as const) {
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) {
+      throw new InputError(`student: option "${k}" must be a positive integer, got ${cfg[k]}`);
+    }
+  }
+  if (!(cfg.emaDecay >= 0 && cfg.emaDecay < 1)) {
+    throw new InputError(`student: emaDecay must be in [0, 1), got ${cfg.emaDecay}`);
+  }
+  if (!(cfg.lr > 0)) throw new InputError(`student: lr must be > 0, got ${cfg.lr}`);
+  if (cfg.regressionRanges.length !== cfg.levels) {
+    throw new InputError(`student: regressionRanges needs ${cfg.levels} entries (one per level)`);
+  }
+  if (cfg.dim % cfg.gnGroups !== 0) {
+    throw new InputError(`student: dim ${cfg.dim} is not divisible by gnGroups ${cfg.gnGroups}`);
+  }
+  return cfg;
+}
+
+/** The built-in TriDet + EMA student. */
+export const studentPlugin: StudentPlugin = {
+  kind: "student",
+  name: "tridet-ema",
+  description: "TriDet student on the selected pseudo labels with EMA-teacher distillation",
+  train(dataset, pseudoLabels, context) {
+    const cfg = configFromOptions(context.options);
+    return trainStudent(dataset, pseudoLabels, {
+      config: cfg,
+      seed: context.seed,
+      outDir: context.outDir,
+      resume: context.resume,
+      log: (l) => context.log(l),
+      progress: (label, total) => context.progress(label, total),
+      evalRaw: context.options.evalRaw === true,
+    });
+  },
+};

@@ -1,0 +1,85 @@
+/**
+ * Tiny in-memory datasets for the training-stage tests: a few short videos whose feature rows
+ * carry a class-specific pattern inside the annotated actions, on the ActionFormer grid.
+ *
+ * @module
+ */
+import { Rng } from "../lib/rng.ts";
+import type { Dataset, VideoFeatures, VideoMeta } from "../datasets/types.ts";
+import type { Detection } from "../lib/types.ts";
+import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
+
+/** Builds a dataset of `nTrain` + `nTest` videos of `rows` rows, `dim` features, `k` classes. */
+export function tinyDataset(
+  opts: { nTrain?: number; nTest?: number; rows?: number; dim?: number; k?: number; seed?: number } = {},
+): Dataset {
+  const { nTrain = 8, nTest = 4, rows = 96, dim = 12, k = 3, seed = 7 } = opts;
+  const rng = new Rng(seed);
+  const classes = Array.from({ length: k }, (_, i) => `Class${i}`);
+  const protos = classes.map(() => Float32Array.from({ length: dim }, () => rng.next()));
+  const metas: VideoMeta[] = [];
+  const feats = new Map<string, VideoFeatures>();
+  for (let v = 0; v < nTrain + nTest; v++) {
+    const split = v < nTrain ? "train" : "test";
+    const id = `video_${split}_${v}`;
+    const len = rows - rng.int(0, rows / 4);
+    const grid = actionFormerGrid(30);
+    const data = new Float32Array(len * dim);
+    for (let i = 0; i < data.length; i++) data[i] = 0.3 * rng.next();
+    const annotations = [];
+    const nAct = rng.int(1, 2);
+    for (let a = 0; a < nAct; a++) {
+      const c = rng.int(0, k - 1);
+      const alen = rng.int(6, 20);
+      const st = rng.int(0, len - alen - 1);
+      for (let g = st; g < st + alen; g++) {
+        for (let d = 0; d < dim; d++) data[g * dim + d] += protos[c][d];
+      }
+      annotations.push({
+        label: classes[c],
+        classId: c,
+        segment: [gridToSeconds(grid, st), gridToSeconds(grid, st + alen)] as [number, number],
+      });
+    }
+    metas.push({
+      id,
+      split,
+      subset: split === "train" ? "Validation" : "Test",
+      duration: gridToSeconds(grid, len),
+      fps: 30,
+      grid,
+      length: len,
+      annotations,
+      labels: [...new Set(annotations.map((a) => a.classId))].sort((x, y) => x - y),
+    });
+    feats.set(id, { data, length: len, dim });
+  }
+  const list = (s?: "train" | "test") => metas.filter((m) => !s || m.split === s);
+  return {
+    layout: "actionformer",
+    root: "memory",
+    classes,
+    featureDim: dim,
+    list,
+    load: (id) => Promise.resolve(feats.get(id)!),
+    async *videos(s) {
+      for (const m of list(s)) yield { meta: m, features: feats.get(m.id)! };
+    },
+  };
+}
+
+/** Pseudo labels = training GT with a little deterministic jitter (tests only). */
+export function jitteredLabels(ds: Dataset, seed = 1): Detection[] {
+  const rng = new Rng(seed);
+  return ds.list("train").flatMap((m) =>
+    m.annotations.map((a) => ({
+      videoId: m.id,
+      label: a.label,
+      score: 0.5 + 0.5 * rng.next(),
+      segment: [a.segment[0] + 0.1 * (rng.next() - 0.5), a.segment[1] + 0.1 * (rng.next() - 0.5)] as [
+        number,
+        number,
+      ],
+    }))
+  );
+}
