@@ -3,7 +3,9 @@
  * the runtime's own WebGPU, with tfjs-wasm / tfjs-cpu fallbacks.
  *
  * ```ts
- * import { evaluateFiles } from "./mod.ts";
+ * import { runFuSTAL, evaluateFiles } from "./mod.ts";
+ * const run = await runFuSTAL({ out: "runs/demo" }); // synthetic THUMOS'14-shaped default
+ * console.log(run.student.final.average);
  * const r = await evaluateFiles("gt.json", "results.json", { subset: "test" });
  * console.log(r.average);
  * ```
@@ -31,7 +33,25 @@ export {
   segmentIoU,
   THUMOS_TIOUS,
 } from "./stages/evaluation.ts";
+export {
+  type AblationRow,
+  formatAblationTable,
+  formatResultsTable,
+  type FuSTALConfig,
+  type FuSTALResult,
+  runAblation,
+  runFuSTAL,
+} from "./stages/pipeline.ts";
+export { renderReport, type ReportData } from "./lib/report.ts";
+export { Rng } from "./lib/rng.ts";
 // --- stage exports (one line per module; keep this block sorted) ---
+export {
+  DATASET_PLUGINS,
+  detectLayout,
+  openDataset,
+  synthesize,
+  thumos14Geometry,
+} from "./datasets.ts";
 export { main } from "./cli.ts";
 export type {
   Annotation,
@@ -66,6 +86,23 @@ export {
   type ResolvedPlugins,
   resolvePlugins,
 } from "./registry.ts";
+export {
+  type CheckpointHeader as GeneratorCheckpointHeader,
+  configFromOptions as generatorConfigFromOptions,
+  DEFAULT_PRESET as GENERATOR_DEFAULT_PRESET,
+  DEFAULT_PROPOSAL_CONFIG,
+  extractProposals,
+  type GeneratorConfig,
+  generatorConfig,
+  generatorPlugin,
+  type GeneratorPreset,
+  type GeneratorRun,
+  loadCheckpoint as loadGeneratorCheckpoint,
+  PAPER_PRESET as GENERATOR_PAPER_PRESET,
+  type ProposalConfig,
+  toResultsJson as toGeneratorResultsJson,
+  trainGenerator,
+} from "./stages/generation/mod.ts";
 export {
   DEFAULT_ETA,
   DEFAULT_GAMMA,

@@ -72,7 +72,12 @@ export function noisyProposals(ds: Dataset, seed: number): Detection[] {
       const k = rng.next() < 0.3 ? 2 : 1;
       for (let j = 0; j < k; j++) {
         const d = j * len * 0.3;
-        out.push({ videoId: m.id, label, score: 0.2 + 0.8 * rng.next(), segment: [st + d, st + d + len] });
+        out.push({
+          videoId: m.id,
+          label,
+          score: 0.2 + 0.8 * rng.next(),
+          segment: [st + d, st + d + len],
+        });
       }
     }
   }
@@ -116,7 +121,8 @@ if (import.meta.main) {
   const ds = await openDataset(root);
   const gtTest = groundTruthOf(ds, "test");
   const gtTrain = groundTruthOf(ds, "train");
-  const avg = (gt: typeof gtTest, d: Detection[]) => evaluateDetections(gt, d, { tious: THUMOS_TIOUS });
+  const avg = (gt: typeof gtTest, d: Detection[]) =>
+    evaluateDetections(gt, d, { tious: THUMOS_TIOUS });
   const seeds = values.seeds!.split(",").map(Number);
   const rows: Record<string, unknown>[] = [];
   const genTest = values["generator-test"]
@@ -184,9 +190,15 @@ if (import.meta.main) {
   console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
     console.log(
-      `| ${r.seed} | ${r.labels} | ${pct(r.generatorTest)} | ${pct(r.pseudoBefore)} | ${pct(r.pseudoAfter)} | ` +
-        `${pct(r.beforeSwitchEma)} / ${pct(r.beforeSwitchRaw)} | ${pct(r.finalEma)} | ${pct(r.finalRaw)} | ` +
-        `${pct(r.noEmaFinal)} | ${(r.trainSeconds as number).toFixed(0)} | ${(r.inferSeconds as number).toFixed(0)} |`,
+      `| ${r.seed} | ${r.labels} | ${pct(r.generatorTest)} | ${pct(r.pseudoBefore)} | ${
+        pct(r.pseudoAfter)
+      } | ` +
+        `${pct(r.beforeSwitchEma)} / ${pct(r.beforeSwitchRaw)} | ${pct(r.finalEma)} | ${
+          pct(r.finalRaw)
+        } | ` +
+        `${pct(r.noEmaFinal)} | ${(r.trainSeconds as number).toFixed(0)} | ${
+          (r.inferSeconds as number).toFixed(0)
+        } |`,
     );
   }
   if (values.json) console.log(JSON.stringify(rows));

@@ -101,8 +101,14 @@ export async function run(args: string[]): Promise<number> {
     outDir: out,
   });
   const trainIds = ds.list("train").map((m) => m.id), testIds = ds.list("test").map((m) => m.id);
-  await atomicWriteJson(path.join(out, "proposals.json"), toResultsJson(r.train, "[Generator]", trainIds));
-  await atomicWriteJson(path.join(out, "generator_test.json"), toResultsJson(r.test, "[Generator]", testIds));
+  await atomicWriteJson(
+    path.join(out, "proposals.json"),
+    toResultsJson(r.train, "[Generator]", trainIds),
+  );
+  await atomicWriteJson(
+    path.join(out, "generator_test.json"),
+    toResultsJson(r.test, "[Generator]", testIds),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const summary = {
     train: { proposals: r.train.length, mAP: r.trainEval.mAP, average: r.trainEval.average },
@@ -120,8 +126,12 @@ export async function run(args: string[]): Promise<number> {
   const pct = (v: number) => (100 * v).toFixed(1);
   logErr(
     `tIoU          ${r.testEval.tiou.map((t) => t.toFixed(2).padStart(5)).join(" ")}   avg\n` +
-      `pseudo (train) ${r.trainEval.mAP.map((v) => pct(v).padStart(5)).join(" ")}  ${pct(r.trainEval.average)}\n` +
-      `test           ${r.testEval.mAP.map((v) => pct(v).padStart(5)).join(" ")}  ${pct(r.testEval.average)}\n` +
+      `pseudo (train) ${r.trainEval.mAP.map((v) => pct(v).padStart(5)).join(" ")}  ${
+        pct(r.trainEval.average)
+      }\n` +
+      `test           ${r.testEval.mAP.map((v) => pct(v).padStart(5)).join(" ")}  ${
+        pct(r.testEval.average)
+      }\n` +
       `wrote ${out}/proposals.json (${r.train.length} proposals), generator_test.json, ` +
       `generator_best.ckpt; ${seconds.toFixed(1)} s`,
   );

@@ -62,15 +62,23 @@ export async function run(args: string[]): Promise<number> {
   if (values.root) {
     const ds = await openStudentDataset(values.root as string, values.layout as string | undefined);
     if (ds.featureDim !== meta.inDim) {
-      throw new InputError(`${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`);
+      throw new InputError(
+        `${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`,
+      );
     }
     const split = (values.split as string | undefined) ?? "test";
     if (!["test", "train", "all"].includes(split)) {
       throw new InputError(`predict: --split must be test, train or all, got "${split}"`);
     }
     const classes = meta.classes;
-    const prog = new Progress("predict", ds.list(split === "all" ? undefined : split as "test").length, isInteractive(json));
-    for await (const { meta: vm, features } of ds.videos(split === "all" ? undefined : split as "test")) {
+    const prog = new Progress(
+      "predict",
+      ds.list(split === "all" ? undefined : split as "test").length,
+      isInteractive(json),
+    );
+    for await (
+      const { meta: vm, features } of ds.videos(split === "all" ? undefined : split as "test")
+    ) {
       dets.push(...predictVideo(params, meta.config, features, vm, classes));
       prog.update(++videos);
     }

@@ -19,13 +19,15 @@ import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
 export const usage =
   `train --pseudo-labels P.json --root DIR [--layout NAME] --out DIR [--preset default|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
-      [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw] [--json]
+      [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
+      [--option KEY=VALUE ...] [--json]
 train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
   videos only, then detects on the test videos. Writes DIR/student.ckpt (every N epochs and at
   the end, atomically), DIR/detections.json (final, EMA weights unless --no-ema),
   DIR/detections_before_switch.json (EMA weights at the teacher switch) and DIR/metrics.json
-  (test mAP when the test videos have annotations). --resume DIR continues a killed run with
+  (test mAP when the test videos have annotations). --option sets any field of the student
+  config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
   the flags and config it was started with. --json: last stdout line one object.`;
 
 /** Detections as ActivityNet result JSON. */
@@ -64,6 +66,7 @@ export async function run(args: string[]): Promise<number> {
     backend: { type: "string" },
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
+    option: { type: "string", multiple: true },
     json: { type: "boolean", default: false },
   });
   const json = values.json === true;
@@ -73,11 +76,16 @@ export async function run(args: string[]): Promise<number> {
     const f = path.join(resumeDir, ARGS_FILE);
     if (!(await exists(f))) throw new InputError(`${f}: not found (not a train output folder)`);
     const saved = (await readJson(f)) as Record<string, unknown>;
-    v = { ...saved, ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined)) };
+    v = {
+      ...saved,
+      ...Object.fromEntries(Object.entries(values).filter(([, x]) => x !== undefined)),
+    };
     v.out = resumeDir;
   }
   const need = (k: string) => {
-    if (typeof v[k] !== "string" || v[k] === "") throw new InputError(`train: missing required flag --${k}`);
+    if (typeof v[k] !== "string" || v[k] === "") {
+      throw new InputError(`train: missing required flag --${k}`);
+    }
     return v[k] as string;
   };
   const labelsFile = need("pseudo-labels");
@@ -95,6 +103,15 @@ export async function run(args: string[]): Promise<number> {
     checkpointEvery: num("checkpoint-every"),
     ema: v["no-ema"] === true ? false : undefined,
   };
+  for (const kv of (v.option as string[] | undefined) ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new InputError(`train: --option must be KEY=VALUE, got "${kv}"`);
+    let parsed: unknown = kv.slice(eq + 1);
+    try {
+      parsed = JSON.parse(parsed as string);
+    } catch { /* a plain string */ }
+    options[kv.slice(0, eq)] = parsed;
+  }
   const cfg = configFromOptions(options);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
@@ -118,7 +135,10 @@ export async function run(args: string[]): Promise<number> {
     progress: (label, total) => new Progress(label, total, isInteractive(json)),
     evalRaw: v["eval-raw"] === true,
   });
-  await atomicWriteJson(path.join(out, "detections.json"), resultsJson("[Student] tridet-ema", r.test));
+  await atomicWriteJson(
+    path.join(out, "detections.json"),
+    resultsJson("[Student] tridet-ema", r.test),
+  );
   if (r.testBeforeSwitch) {
     await atomicWriteJson(
       path.join(out, "detections_before_switch.json"),
@@ -128,7 +148,9 @@ export async function run(args: string[]): Promise<number> {
   const gtTest = groundTruthOf(dataset, "test");
   const score = (d?: Detection[]) =>
     d && gtTest.instances.length
-      ? (({ mAP, average }) => ({ mAP, average }))(evaluateDetections(gtTest, d, { tious: THUMOS_TIOUS }))
+      ? (({ mAP, average }) => ({ mAP, average }))(
+        evaluateDetections(gtTest, d, { tious: THUMOS_TIOUS }),
+      )
       : undefined;
   // Training-video ground truth is read only here, to report pseudo-label quality.
   const gtTrain = groundTruthOf(dataset, "train");

@@ -20,7 +20,7 @@ import {
   finishOpen,
   type OpenOptions,
   parseSegment,
-  StreamingDataset,
+  type StreamingDataset,
   THUMOS14_CLASSES,
   thumosSplitOf,
   weakLabels,

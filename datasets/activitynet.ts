@@ -24,7 +24,7 @@ import {
   finishOpen,
   type OpenOptions,
   parseSegment,
-  StreamingDataset,
+  type StreamingDataset,
   weakLabels,
 } from "./common.ts";
 import { type FeatureStore, openFeatureStore } from "./features.ts";

@@ -22,7 +22,7 @@ import {
   finishOpen,
   type OpenOptions,
   parseSegment,
-  StreamingDataset,
+  type StreamingDataset,
   THUMOS14_CLASSES,
   weakLabels,
 } from "./common.ts";

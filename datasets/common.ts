@@ -187,6 +187,18 @@ export class StreamingDataset implements Dataset {
   }
 
   async load(id: string): Promise<VideoFeatures> {
+    try {
+      return await this.#load(id);
+    } catch (e) {
+      // Container errors name the file; add the video when they do not.
+      if (e instanceof InputError && !e.message.includes(id)) {
+        throw new InputError(`${e.message} (video ${id})`);
+      }
+      throw e;
+    }
+  }
+
+  async #load(id: string): Promise<VideoFeatures> {
     const meta = this.#byId.get(id);
     const src = this.#sources.get(id);
     if (!meta || !src) throw new InputError(`${this.root}: no video "${id}" in this dataset`);
@@ -275,7 +287,15 @@ export async function finishOpen(
     let length = -1;
     let d = 0;
     for (const r of refs) {
-      const shape = await r.shape();
+      let shape: number[];
+      try {
+        shape = await r.shape();
+      } catch (e) {
+        if (e instanceof InputError && !e.message.includes(meta.id)) {
+          throw new InputError(`${e.message} (video ${meta.id})`);
+        }
+        throw e;
+      }
       if (shape.length !== 2) {
         throw new InputError(
           `${r.path} (video ${meta.id}): expected a 2-D T x D array, got shape ` +

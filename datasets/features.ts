@@ -111,6 +111,16 @@ async function readHead(file: string, n: number): Promise<{ head: Uint8Array; si
   }
 }
 
+/** Reads a whole file without the extra copy `readBytes` makes (errors as readBytes). */
+async function readWhole(file: string): Promise<Uint8Array> {
+  try {
+    const b = await fs.readFile(file);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch {
+    return await readBytes(file);
+  }
+}
+
 class DirStore implements FeatureStore {
   where: string;
   #opts: FeatureReadOptions;
@@ -166,7 +176,7 @@ class DirStore implements FeatureStore {
         }
       },
       async load() {
-        return await decodeFeatureBytes(await readBytes(file), file, opts);
+        return await decodeFeatureBytes(await readWhole(file), file, opts);
       },
     };
   }

@@ -23,23 +23,29 @@
  *   w_s = max(0, 1 - u / 0.3), w_e = max(0, (u - 0.7) / 0.3), w_m = min(1, min(u, 1 - u) / 0.25).
  *   start_c = unit(0.8 S + 0.6 v_c), end_c = unit(0.8 E + 0.6 v_c) are mostly class-agnostic
  *   (shared onset S and offset E vectors); mid_c = v_c is the class's own motion, and the
- *   strongest: A_START = A_END = 0.7, A_MID = 1.2, times a per-instance strength
+ *   strongest: A_START = A_END = 0.7, A_MID = 1.5, times a per-instance strength
  *   a_i ~ U(0.6, 1.3). Instances with identical segments (THUMOS'14 CliffDiving is also
  *   annotated Diving) are one event whose class vector is the normalised sum.
  * - Distractors (motion block): class-agnostic motion bursts (camera moves, crowds,
  *   replays) at a rate of one per DIS_EVERY = 25 s, 0.8-4 s long, amplitude b_j ~
  *   U(0.6, 1.2), each one of 8 shared directions that overlap S and E by 0.5.
- * - Noise: n(t) AR(1) in every latent dim with time constant 1.5 s, sd 0.6 (temporally
+ * - Noise: n(t) AR(1) in every latent dim with time constant 1.5 s, sd 0.45 (temporally
  *   correlated); m(t) AR(1) in the appearance block with time constant 20 s, sd 0.3 (slow
  *   scene drift).
  *
  * A feature row averages z over its window (ActionFormer: frames [4g, 4g + 16) at the
  * video's fps; CoLA: [0.64 i, 0.64 (i + 1)) s), then maps it to D dims:
- * x = max(0, W z_bar + b + 0.25 xi), xi white per value. W is D x K Gaussian / sqrt(K) with
+ * x = max(0, W z_bar + b + 0.2 xi), xi white per value. W is D x K Gaussian * 2 / sqrt(K) with
  * the appearance block weighted 1.0 and motion 0.35 in the first D/2 dims ("rgb") and the
  * reverse in the last D/2 ("flow"); b ~ N(-0.15, 0.1). So values are non-negative and
  * sparse, RGB sees scene and context, flow sees motion. In the CoLA layout the rgb file
  * holds the first D/2 columns and the flow file the rest.
+ *
+ * Difficulty (measured on the default set, D = 128, CoLA layout, ridge one-vs-rest on
+ * train snippets, scored on test snippets): a single snippet's class among 20 is right 46%
+ * of the time and background is called background 94%; averaging 7 neighbouring snippets
+ * lifts the class rate to 57%. Weak video labels are learnable, single snippets are not
+ * solved, and temporal context helps.
  *
  * Everything is a function of the seed; each video's randomness is seeded by (seed, video
  * id), so `--videos N` subsets carry the same features as the full set. The real THUMOS'14

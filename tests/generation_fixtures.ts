@@ -43,12 +43,20 @@ export function toyDataset(o: ToyOptions = {}): Dataset {
       for (let t = Math.max(0, s - 2); t < Math.min(L, s + len + 2); t++) free &&= label[t] < 0;
       if (!free) continue;
       for (let t = s; t < s + len; t++) label[t] = cls;
-      annotations.push({ label: classes[cls], classId: cls, segment: [0.64 * s, 0.64 * (s + len)] });
+      annotations.push({
+        label: classes[cls],
+        classId: cls,
+        segment: [0.64 * s, 0.64 * (s + len)],
+      });
     }
     if (annotations.length === 0) {
       const s = Math.floor(L / 3), len = 6;
       for (let t = s; t < s + len; t++) label[t] = cls;
-      annotations.push({ label: classes[cls], classId: cls, segment: [0.64 * s, 0.64 * (s + len)] });
+      annotations.push({
+        label: classes[cls],
+        classId: cls,
+        segment: [0.64 * s, 0.64 * (s + len)],
+      });
     }
     const data = new Float32Array(L * D);
     for (let t = 0; t < L; t++) {

@@ -6,7 +6,8 @@ import { contrastLoss, contrastRowLosses, milLoss, nceLoss } from "../stages/gen
 
 await initBackend("wasm");
 
-const close = (a: number, b: number, eps = 1e-5) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
+const close = (a: number, b: number, eps = 1e-5) =>
+  assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 const val = (t: tf.Tensor) => t.dataSync()[0];
 
 Deno.test("generation: NCE equals the hand-computed value", () => {
@@ -57,7 +58,8 @@ Deno.test("generation: batched row losses equal per-row NCE with explicit gather
   ];
   const stacked = masks(B, T, sets);
   const rows = contrastRowLosses(emb, { stacked, kEasy: 2, kHard: 1 }, 0.07).arraySync();
-  const row = (b: number, t: number) => Array.from(e.subarray((b * T + t) * H, (b * T + t + 1) * H));
+  const row = (b: number, t: number) =>
+    Array.from(e.subarray((b * T + t) * H, (b * T + t + 1) * H));
   const mean = (b: number, idx: number[]) => {
     const s = new Array(H).fill(0);
     for (const t of idx) row(b, t).forEach((v, h) => (s[h] += v / idx.length));
@@ -69,7 +71,9 @@ Deno.test("generation: batched row losses equal per-row NCE with explicit gather
         const query = mean(q, sets[q][2 + type]);
         const pos = mean(k, sets[k][type]);
         const negs = sets[k][1 - type].map((t) => row(k, t));
-        const ref = val(nceLoss(tf.tensor2d([query]), tf.tensor2d([pos]), tf.tensor3d([negs]), 0.07));
+        const ref = val(
+          nceLoss(tf.tensor2d([query]), tf.tensor2d([pos]), tf.tensor3d([negs]), 0.07),
+        );
         close(rows[q][type][k], ref, 1e-4);
       }
     }
@@ -84,7 +88,10 @@ Deno.test("generation: batched row losses equal per-row NCE with explicit gather
   close(val(r.inVideo), iv, 1e-4);
   close(val(r.cross), cv, 1e-4);
   close(val(r.total), iv + cv, 1e-4);
-  const base = contrastLoss(emb, { stacked, kEasy: 2, kHard: 1 }, pairs, { ...opts, crossVideo: false });
+  const base = contrastLoss(emb, { stacked, kEasy: 2, kHard: 1 }, pairs, {
+    ...opts,
+    crossVideo: false,
+  });
   close(val(base.total), iv, 1e-4);
 });
 
@@ -96,7 +103,9 @@ Deno.test("generation: MIL loss equals the hand-computed value and has finite gr
   close(val(milLoss(cas, top, 1, tf.tensor2d([[1, 0]])).loss), -Math.log(p0));
   const both = -(0.5 * Math.log(p0) + 0.5 * Math.log(1 - p0));
   close(val(milLoss(cas, top, 1, tf.tensor2d([[0.5, 0.5]])).loss), both);
-  const g = tf.grad((c: tf.Tensor) => milLoss(c as tf.Tensor3D, top, 1, tf.tensor2d([[1, 0]])).loss)(cas);
+  const g = tf.grad((c: tf.Tensor) =>
+    milLoss(c as tf.Tensor3D, top, 1, tf.tensor2d([[1, 0]])).loss
+  )(cas);
   const gd = Array.from(g.dataSync());
   assert.ok(gd.every(Number.isFinite));
   // only the selected (top-1) entries receive gradient

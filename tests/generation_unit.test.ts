@@ -25,7 +25,8 @@ import {
 } from "../stages/generation/proposals.ts";
 import { identicalLabelPairs } from "../stages/generation/losses.ts";
 
-const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
+const close = (a: number, b: number, eps = 1e-9) =>
+  assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 const ones = (a: ArrayLike<number>) => Array.from(a).flatMap((v, i) => (v ? [i] : []));
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
@@ -134,7 +135,10 @@ Deno.test("generation: grouping and OIC score (hand-computed)", () => {
 
 Deno.test("generation: '+1' NMS matches SPEC Appendix A example 2", () => {
   const p = (score: number, start: number, end: number) => ({ score, start, end });
-  const kept = nmsPlusOne([p(0.9, 10, 12), p(0.8, 12.5, 14), p(0.7, 20, 30), p(0.6, 11, 12.5)], 0.5);
+  const kept = nmsPlusOne(
+    [p(0.9, 10, 12), p(0.8, 12.5, 14), p(0.7, 20, 30), p(0.6, 11, 12.5)],
+    0.5,
+  );
   assert.deepEqual(kept.map((k) => k.score), [0.9, 0.8, 0.7]);
   // removal happens at IoU ≥ threshold: [0,1] vs [0,1] → IoU 1
   assert.equal(nmsPlusOne([p(0.5, 0, 1), p(0.5, 0, 1)], 1).length, 1);
@@ -175,4 +179,23 @@ Deno.test("generation: class selection falls back to argmax; {0}-only candidate 
   const w = { cas: [1, 0, 0], T: 3, C: 1, videoScore: [1], L: 3 };
   const cfg = { ...DEFAULT_PROPOSAL_CONFIG, upScale: 1, casThresholds: [0.5], actThresholds: [] };
   assert.equal(sweepProposals(w, cfg).size, 0);
+});
+
+Deno.test("generation: swept OIC scores equal the direct OIC formula", () => {
+  const rng = new Rng(9);
+  const T = 30, C = 2;
+  const cas = Array.from({ length: T * C }, () => Math.max(0, rng.normal()));
+  const v = { cas, T, C, videoScore: [0.7, 0.3], L: 45 };
+  const cfg = { ...DEFAULT_PROPOSAL_CONFIG, casThresholds: [] };
+  const pooled = sweepProposals(v, cfg);
+  let n = 0;
+  for (const [c, list] of pooled) {
+    const col = Array.from({ length: T }, (_, t) => cas[t * C + c]);
+    const sig = upsampleLinear(minMaxNormalize(col), 24);
+    for (const q of list) {
+      close(q.score, oicScore(sig, q.start, q.end, v.videoScore[c], 0.25, 0.2), 1e-9);
+      n++;
+    }
+  }
+  assert.ok(n > 10);
 });

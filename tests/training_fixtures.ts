@@ -8,14 +8,25 @@ import { Rng } from "../lib/rng.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../datasets/types.ts";
 import type { Detection } from "../lib/types.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
+import { THUMOS14_CLASSES } from "../datasets/common.ts";
+import { encodeNpy } from "../datasets/npy.ts";
+import { atomicWrite, atomicWriteJson } from "../lib/io.ts";
+import * as path from "node:path";
 
 /** Builds a dataset of `nTrain` + `nTest` videos of `rows` rows, `dim` features, `k` classes. */
 export function tinyDataset(
-  opts: { nTrain?: number; nTest?: number; rows?: number; dim?: number; k?: number; seed?: number } = {},
+  opts: {
+    nTrain?: number;
+    nTest?: number;
+    rows?: number;
+    dim?: number;
+    k?: number;
+    seed?: number;
+  } = {},
 ): Dataset {
   const { nTrain = 8, nTest = 4, rows = 96, dim = 12, k = 3, seed = 7 } = opts;
   const rng = new Rng(seed);
-  const classes = Array.from({ length: k }, (_, i) => `Class${i}`);
+  const classes = THUMOS14_CLASSES.slice(0, k);
   const protos = classes.map(() => Float32Array.from({ length: dim }, () => rng.next()));
   const metas: VideoMeta[] = [];
   const feats = new Map<string, VideoFeatures>();
@@ -76,10 +87,44 @@ export function jitteredLabels(ds: Dataset, seed = 1): Detection[] {
       videoId: m.id,
       label: a.label,
       score: 0.5 + 0.5 * rng.next(),
-      segment: [a.segment[0] + 0.1 * (rng.next() - 0.5), a.segment[1] + 0.1 * (rng.next() - 0.5)] as [
+      segment: [
+        a.segment[0] + 0.1 * (rng.next() - 0.5),
+        a.segment[1] + 0.1 * (rng.next() - 0.5),
+      ] as [
         number,
         number,
       ],
     }))
   );
+}
+
+/** Writes `ds` in the ActionFormer layout under `dir` (annotations + one .npy per video). */
+export async function writeActionFormer(ds: Dataset, dir: string): Promise<void> {
+  const database: Record<string, unknown> = {};
+  for (const m of ds.list()) {
+    database[m.id] = {
+      subset: m.split === "train" ? "Validation" : "Test",
+      duration: m.duration,
+      fps: m.fps,
+      annotations: m.annotations.map((a) => ({ label: a.label, segment: a.segment })),
+    };
+    const f = await ds.load(m.id);
+    await atomicWrite(
+      path.join(dir, "i3d_features", `${m.id}.npy`),
+      encodeNpy(f.data, [f.length, f.dim]),
+    );
+  }
+  await atomicWriteJson(path.join(dir, "annotations", "thumos14.json"), {
+    version: "tiny",
+    database,
+  });
+}
+
+/** Detections as an ActivityNet result object. */
+export function asResults(dets: Detection[]): { results: Record<string, unknown[]> } {
+  const results: Record<string, unknown[]> = {};
+  for (const d of dets) {
+    (results[d.videoId] ??= []).push({ label: d.label, score: d.score, segment: d.segment });
+  }
+  return { results };
 }

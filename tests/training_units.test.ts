@@ -35,7 +35,9 @@ Deno.test("training: label assignment (centre sampling, ranges, ties, strides)",
   assert.equal(t.numPos, 6);
   assert.deepEqual([...t.cls.subarray(25 * 3, 26 * 3)], [1, 0, 0]);
   assert.deepEqual([t.reg[50], t.reg[51]], [5, 2.5]);
-  for (const r of posRows.slice(0, 5)) assert.deepEqual([...t.cls.subarray(r * 3, r * 3 + 3)], [0, 1, 1]);
+  for (const r of posRows.slice(0, 5)) {
+    assert.deepEqual([...t.cls.subarray(r * 3, r * 3 + 3)], [0, 1, 1]);
+  }
   const reg = (r: number) => [t.reg[2 * r], t.reg[2 * r + 1]];
   assert.deepEqual(reg(8), [2, 4]);
   assert.deepEqual(reg(9), [3, 3]);
@@ -85,7 +87,10 @@ Deno.test("training: Gaussian Soft-NMS, SPEC Appendix A example 3; plain NMS", (
   const want = 0.8 * Math.exp(-((9 / 11) ** 2) / 0.5);
   assert.ok(Math.abs(out[2].score - want) < 1e-5 && Math.abs(out[2].score - 0.2097) < 1e-4);
   // min score drops; cap applies
-  assert.equal(softNms([{ a: 0, b: 10, score: 0.9 }, { a: 0, b: 10, score: 0.0015 }], 0.5, 0.001, 9).length, 1);
+  assert.equal(
+    softNms([{ a: 0, b: 10, score: 0.9 }, { a: 0, b: 10, score: 0.0015 }], 0.5, 0.001, 9).length,
+    1,
+  );
   const hard = hardNms(
     [{ a: 0, b: 10, score: 0.9 }, { a: 1, b: 11, score: 0.8 }, { a: 30, b: 40, score: 0.5 }],
     0.5,
@@ -100,10 +105,16 @@ Deno.test("training: DIoU loss value and gradient", () => {
   const { iou, diou } = iouAndDiou(dl, dr, tf.scalar(2), tf.scalar(2));
   assert.ok(Math.abs(iou.dataSync()[0] - 0.6) < 1e-6);
   assert.ok(Math.abs(diou.dataSync()[0] - 0.44) < 1e-6);
-  const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => iouAndDiou(a, b, tf.scalar(2), tf.scalar(2)).diou)([dl, dr]);
+  const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    iouAndDiou(a, b, tf.scalar(2), tf.scalar(2)).diou
+  )([dl, dr]);
   for (const x of g) assert.ok(Number.isFinite(x.dataSync()[0]));
   // perfect match: loss 0
-  assert.ok(Math.abs(iouAndDiou(tf.scalar(2), tf.scalar(5), tf.scalar(2), tf.scalar(5)).diou.dataSync()[0]) < 1e-6);
+  assert.ok(
+    Math.abs(
+      iouAndDiou(tf.scalar(2), tf.scalar(5), tf.scalar(2), tf.scalar(5)).diou.dataSync()[0],
+    ) < 1e-6,
+  );
 });
 
 Deno.test("training: crop augmentation (Python rounding, windows, clipping)", () => {
@@ -117,7 +128,14 @@ Deno.test("training: crop augmentation (Python rounding, windows, clipping)", ()
     assert.ok(c.start >= 0 && c.start + c.length <= 25);
   }
   for (let i = 0; i < 20; i++) {
-    const c = cropWindow(1000, [{ a: 500, b: 540, c: 2 }, { a: 10, b: 12, c: 1 }], 128, [0.9, 1], 0.5, rng);
+    const c = cropWindow(
+      1000,
+      [{ a: 500, b: 540, c: 2 }, { a: 10, b: 12, c: 1 }],
+      128,
+      [0.9, 1],
+      0.5,
+      rng,
+    );
     assert.equal(c.length, 128);
     assert.ok(c.segs.length >= 1);
     for (const s of c.segs) assert.ok(s.a >= 0 && s.b <= 128 && s.b > s.a);

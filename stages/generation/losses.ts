@@ -55,7 +55,10 @@ export function nceLoss(q: tf.Tensor2D, k: tf.Tensor2D, n: tf.Tensor3D, tau: num
     const pos = tf.sum(tf.mul(qn, kn), -1, true); // [R, 1]
     const neg = tf.sum(tf.mul(tf.expandDims(qn, 1), nn), -1); // [R, K]
     const logits = tf.div(tf.concat([pos, neg], 1), tau);
-    const rowLoss = tf.sub(tf.logSumExp(logits, 1), tf.squeeze(tf.slice(logits, [0, 0], [-1, 1]), [1]));
+    const rowLoss = tf.sub(
+      tf.logSumExp(logits, 1),
+      tf.squeeze(tf.slice(logits, [0, 0], [-1, 1]), [1]),
+    );
     return tf.mean(rowLoss) as tf.Scalar;
   });
 }
@@ -109,7 +112,11 @@ export interface MinedMaskTensors {
  *
  * @param emb [B, T, H] embeddings (post-ReLU, pre-dropout)
  */
-export function contrastRowLosses(emb: tf.Tensor3D, masks: MinedMaskTensors, tau: number): tf.Tensor3D {
+export function contrastRowLosses(
+  emb: tf.Tensor3D,
+  masks: MinedMaskTensors,
+  tau: number,
+): tf.Tensor3D {
   const [B, T, H] = emb.shape;
   const { stacked, kEasy, kHard } = masks;
   const sums = matMulExplicit(stacked, emb); // [B, 4, H]
@@ -146,8 +153,7 @@ export function contrastLoss(
   const B = emb.shape[0];
   const rows = contrastRowLosses(emb, masks, opts.tau);
   const w = contrastWeights(B, opts.crossVideo ? pairs : [], opts.crossWeight);
-  const weigh = (m: Float32Array) =>
-    tf.sum(tf.mul(rows, tf.tensor3d(m, [B, 1, B]))) as tf.Scalar;
+  const weigh = (m: Float32Array) => tf.sum(tf.mul(rows, tf.tensor3d(m, [B, 1, B]))) as tf.Scalar;
   const inVideo = weigh(w.inVideo);
   const cross = weigh(w.cross);
   return { total: tf.add(inVideo, cross) as tf.Scalar, inVideo, cross };

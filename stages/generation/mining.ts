@@ -112,7 +112,11 @@ export function topKIndices(
 }
 
 /** k_e = ⌊T/r_easy⌋ and k_h = ⌊T/r_hard⌋, each at least 1 (the reference divides by them). */
-export function mineCounts(T: number, rEasy: number, rHard: number): { kEasy: number; kHard: number } {
+export function mineCounts(
+  T: number,
+  rEasy: number,
+  rHard: number,
+): { kEasy: number; kHard: number } {
   return {
     kEasy: Math.max(1, Math.floor(T / rEasy)),
     kHard: Math.max(1, Math.floor(T / rHard)),
@@ -123,7 +127,13 @@ export function mineCounts(T: number, rEasy: number, rHard: number): { kEasy: nu
  * Top-k mask of a B x T x C CAS along time, per (video, class): exactly k ones per column.
  * Multiplying the CAS by it, summing over time and dividing by k gives the video score logits.
  */
-export function topKTimeMask(cas: ArrayLike<number>, B: number, T: number, C: number, k: number): Float32Array {
+export function topKTimeMask(
+  cas: ArrayLike<number>,
+  B: number,
+  T: number,
+  C: number,
+  k: number,
+): Float32Array {
   const mask = new Float32Array(B * T * C);
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < C; c++) {

@@ -57,9 +57,9 @@ export function createParams(D: number, H: number, C: number, rng: Rng): Generat
 }
 
 /** Copies parameter values to host arrays (for the best-checkpoint snapshot). */
-export function snapshotParams(p: GeneratorParams): Record<string, Float32Array> {
+export async function snapshotParams(p: GeneratorParams): Promise<Record<string, Float32Array>> {
   const out: Record<string, Float32Array> = {};
-  for (const n of PARAM_NAMES) out[n] = p[n].dataSync() as Float32Array;
+  for (const n of PARAM_NAMES) out[n] = (await p[n].data()) as Float32Array;
   return out;
 }
 
@@ -82,37 +82,86 @@ function swapLast(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
-const mmFull = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.matMul(dy as tf.Tensor2D, swapLast(saved[1]) as tf.Tensor2D),
-      tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
-    ],
-  };
-}) as unknown as Parameters<typeof tf.customGrad>[0]);
-
-// For an input that is data (no gradient wanted): returns zeros for it instead of spending a
-// full matMul; tfjs computes all of a customGrad's gradients eagerly.
-const mmWeightOnly = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([a]);
-  return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.zerosLike(saved[0]),
-      tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
-    ],
-  };
-}) as unknown as Parameters<typeof tf.customGrad>[0]);
+const mmFull = tf.customGrad(
+  ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a, b]);
+    return {
+      value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.matMul(dy as tf.Tensor2D, swapLast(saved[1]) as tf.Tensor2D),
+        tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
+      ],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
+);
 
 /**
  * `a @ b` (rank 2 or batched rank 3) whose gradient is computed with explicit transposes and
- * plain matMuls. `inputGrad: false` skips the gradient of `a` (returns zeros): use it when `a`
- * is data.
+ * plain matMuls.
  */
-export function matMulExplicit<T extends tf.Tensor>(a: T, b: tf.Tensor, inputGrad = true): T {
-  return (inputGrad ? mmFull(a, b) : mmWeightOnly(a, b)) as T;
+export function matMulExplicit<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  return mmFull(a, b) as T;
+}
+
+/**
+ * `cols @ w` where `cols` is data (no gradient): the gradient of `w` is `colsᵀ @ dy`, with
+ * `colsT` when the caller has it (built on the host, which is cheaper than a tfjs-wasm
+ * transpose) or a transpose of `cols` otherwise. `cols` is captured, not an input, so no
+ * gradient is computed for it.
+ */
+export function matMulData(
+  cols: tf.Tensor2D,
+  w: tf.Tensor,
+  colsT: tf.Tensor2D | null = null,
+): tf.Tensor2D {
+  const f = tf.customGrad(
+    ((wv: tf.Tensor) => ({
+      value: tf.matMul(cols, wv as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor) => [tf.matMul(colsT ?? tf.transpose(cols), dy as tf.Tensor2D)],
+    })) as unknown as Parameters<typeof tf.customGrad>[0],
+  );
+  return f(w) as tf.Tensor2D;
+}
+
+/**
+ * Host im2col of row-major [B, T, D] features for a kernel-3, padding-1 conv: `cols` is
+ * [B·T, 3D] (x_{t−1}, x_t, x_{t+1}, zeros outside each video) and `colsT` its transpose.
+ */
+export function hostIm2col(
+  x: Float32Array,
+  B: number,
+  T: number,
+  D: number,
+  withTranspose = true,
+): { cols: Float32Array; colsT: Float32Array | null } {
+  const R = B * T, W = 3 * D;
+  const cols = new Float32Array(R * W);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const r = b * T + t;
+      for (let k = 0; k < 3; k++) {
+        const s = t + k - 1;
+        if (s < 0 || s >= T) continue;
+        const src = (b * T + s) * D;
+        cols.set(x.subarray(src, src + D), r * W + k * D);
+      }
+    }
+  }
+  if (!withTranspose) return { cols, colsT: null };
+  const colsT = new Float32Array(R * W);
+  // blocked transpose (cache-friendly)
+  const BS = 64;
+  for (let r0 = 0; r0 < R; r0 += BS) {
+    const r1 = Math.min(R, r0 + BS);
+    for (let j0 = 0; j0 < W; j0 += BS) {
+      const j1 = Math.min(W, j0 + BS);
+      for (let r = r0; r < r1; r++) {
+        const base = r * W;
+        for (let j = j0; j < j1; j++) colsT[j * R + r] = cols[base + j];
+      }
+    }
+  }
+  return { cols, colsT };
 }
 
 /** im2col for a kernel-3, padding-1 temporal conv: [B, T, D] → [B·T, 3D] (t−1, t, t+1). */
@@ -135,15 +184,16 @@ export interface ForwardOut {
 }
 
 /**
- * Forward pass on im2col rows. `dropMask` (same shape as the embedding; 0 or 1/(1−p)) is the
+ * Forward pass on im2col rows (`colsT`: their transpose, optional). `dropMask` (same shape as the embedding; 0 or 1/(1−p)) is the
  * embedding dropout of training; null in eval mode.
  */
 export function forwardCols(
   p: GeneratorParams,
   cols: tf.Tensor2D,
   dropMask: tf.Tensor2D | null,
+  colsT: tf.Tensor2D | null = null,
 ): ForwardOut {
-  const emb = tf.relu(tf.add(matMulExplicit(cols, p.w1, false), p.b1)) as tf.Tensor2D;
+  const emb = tf.relu(tf.add(matMulData(cols, p.w1, colsT), p.b1)) as tf.Tensor2D;
   const h = dropMask ? tf.mul(emb, dropMask) : emb;
   const cas = tf.relu(matMulExplicit(h as tf.Tensor2D, p.w2)) as tf.Tensor2D;
   return { emb, cas };
@@ -157,12 +207,12 @@ export function forwardCols(
  * @param seqs per-video row-major T_i x D features.
  * @param maxRows rows per chunk (bounds memory; videos are never split).
  */
-export function inferCas(
+export async function inferCas(
   p: GeneratorParams,
   seqs: { data: Float32Array; T: number }[],
   D: number,
   maxRows = 16384,
-): Float32Array[] {
+): Promise<Float32Array[]> {
   const C = p.w2.shape[1] as number;
   const out: Float32Array[] = new Array(seqs.length);
   let i = 0;
@@ -182,7 +232,7 @@ export function inferCas(
       const cols = tf.concat([0, 1, 2].map((k) => tf.slice(x, [k, 0], [rows - 2, D])), 1);
       return forwardCols(p, cols as tf.Tensor2D, null).cas;
     });
-    const data = cas.dataSync() as Float32Array;
+    const data = (await cas.data()) as Float32Array;
     cas.dispose();
     for (let v = i; v < j; v++) {
       const s = starts[v - i];

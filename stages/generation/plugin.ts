@@ -18,16 +18,23 @@ import { type GeneratorConfig, generatorConfig, type GeneratorPreset } from "./p
 import { trainGenerator } from "./train.ts";
 
 /** Builds the generator config from stage options (unknown keys are an InputError). */
-export function configFromOptions(options: Record<string, unknown>, seed?: number): GeneratorConfig {
+export function configFromOptions(
+  options: Record<string, unknown>,
+  seed?: number,
+): GeneratorConfig {
   const { preset, ...rest } = options;
   if (preset !== undefined && preset !== "default" && preset !== "paper") {
-    throw new InputError(`generator option preset: unknown preset "${preset}" (use paper or default)`);
+    throw new InputError(
+      `generator option preset: unknown preset "${preset}" (use paper or default)`,
+    );
   }
   const known = new Set(Object.keys(generatorConfig("default")));
   for (const k of Object.keys(rest)) {
     if (!known.has(k)) throw new InputError(`generator option "${k}" is unknown`);
   }
-  const overrides = { ...(seed !== undefined ? { seed } : {}), ...rest } as Partial<GeneratorConfig>;
+  const overrides = { ...(seed !== undefined ? { seed } : {}), ...rest } as Partial<
+    GeneratorConfig
+  >;
   return generatorConfig((preset as GeneratorPreset | undefined) ?? "default", overrides);
 }
 
@@ -50,7 +57,11 @@ export function toResultsJson(
   const results: Record<string, ResultEntry[]> = {};
   for (const id of videoIds) results[id] = [];
   for (const d of detections) {
-    (results[d.videoId] ??= []).push({ label: d.label, score: d.score, segment: [d.segment[0], d.segment[1]] });
+    (results[d.videoId] ??= []).push({
+      label: d.label,
+      score: d.score,
+      segment: [d.segment[0], d.segment[1]],
+    });
   }
   return { method, results };
 }

@@ -6,7 +6,7 @@
  *   wide as the input (2048 for I3D RGB+flow).
  * - `default`: the same method sized for one CPU core on tfjs-wasm, for the synthetic
  *   THUMOS'14-shaped set (128-d features, ~300 snippets per video): 256 sampled snippets,
- *   batch 16, 300 iterations at lr 1e-3, evaluation every 50. See bench/BENCH-generation.md
+ *   batch 16, 400 iterations at lr 2e-3, evaluation every 50. See bench/BENCH-generation.md
  *   for the measured time and why these values.
  *
  * @module
@@ -100,8 +100,8 @@ export const DEFAULT_PRESET: Readonly<GeneratorConfig> = {
   ...COMMON,
   snippets: 256,
   batch: 16,
-  iterations: 300,
-  lr: 1e-3,
+  iterations: 400,
+  lr: 2e-3,
   evalEvery: 50,
   seed: 3407,
   proposal: DEFAULT_PROPOSAL_CONFIG,
@@ -112,13 +112,9 @@ export function generatorConfig(
   preset: GeneratorPreset = "default",
   overrides: Partial<GeneratorConfig> = {},
 ): GeneratorConfig {
-  const base = preset === "paper"
-    ? PAPER_PRESET
-    : preset === "default"
-    ? DEFAULT_PRESET
-    : (() => {
-      throw new InputError(`--preset: unknown preset "${preset}" (use paper or default)`);
-    })();
+  const base = preset === "paper" ? PAPER_PRESET : preset === "default" ? DEFAULT_PRESET : (() => {
+    throw new InputError(`--preset: unknown preset "${preset}" (use paper or default)`);
+  })();
   const cfg: GeneratorConfig = { ...base, proposal: { ...base.proposal } };
   for (const [k, v] of Object.entries(overrides)) {
     if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;

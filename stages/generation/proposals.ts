@@ -187,18 +187,49 @@ export interface VideoOutputs {
   L: number;
 }
 
-/** Runs and OIC scores of one (class, candidate set, signal). */
-function proposalsOfSet(
-  keepIdx: number[],
-  signal: ArrayLike<number>,
+/** Prefix sums: out[i] = Σ_{u<i} v[u] (float64), length U + 1. */
+function prefixSums(v: ArrayLike<number>, out: Float64Array): Float64Array {
+  out[0] = 0;
+  for (let u = 0; u < v.length; u++) out[u + 1] = out[u] + v[u];
+  return out;
+}
+
+/**
+ * Runs of the candidate set {u : sel[u] ≥ θ and sel[u] > 0} and their OIC scores (same value
+ * as {@linkcode oicScore}, computed from prefix sums `ps` of the signal). Skips the whole set
+ * when it is empty or only {0} (the reference's "any non-zero index" test).
+ */
+function runsAndScores(
+  U: number,
+  sel: Float64Array,
+  theta: number,
+  ps: Float64Array,
   classId: number,
   p: number,
   cfg: ProposalConfig,
   out: RawProposal[],
 ): void {
-  for (const [s, e] of groupRuns(keepIdx)) {
-    if (e - s + 1 < cfg.minRun) continue;
-    out.push({ classId, score: oicScore(signal, s, e, p, cfg.oicLambda, cfg.oicGamma), start: s, end: e });
+  const runs: number[] = [];
+  let count = 0, first = -1;
+  for (let u = 0; u < U; u++) {
+    const x = sel[u];
+    if (!(x >= theta && x > 0)) continue;
+    if (count === 0) first = u;
+    count++;
+    if (runs.length && runs[runs.length - 1] === u - 1) runs[runs.length - 1] = u;
+    else runs.push(u, u);
+  }
+  if (count === 0 || (count === 1 && first === 0)) return;
+  for (let r = 0; r < runs.length; r += 2) {
+    const s = runs[r], e = runs[r + 1], n = e - s + 1;
+    if (n < cfg.minRun) continue;
+    const inner = (ps[e + 1] - ps[s]) / n;
+    const os = Math.max(0, Math.trunc(s - cfg.oicLambda * n));
+    const oe = Math.min(U - 1, Math.trunc(e + cfg.oicLambda * n));
+    const cnt = Math.max(0, s - os) + Math.max(0, oe - e);
+    const outerSum = (s > os ? ps[s] - ps[os] : 0) + (oe > e ? ps[oe + 1] - ps[e + 1] : 0);
+    const outer = cnt ? outerSum / cnt : 0;
+    out.push({ classId, score: inner - outer + cfg.oicGamma * p, start: s, end: e });
   }
 }
 
@@ -239,28 +270,24 @@ export function sweepProposals(
       else pooled.set(p.classId, [p]);
     }
   };
-  // "Any non-zero index" in the reference: a set that is empty or only {0} is skipped.
-  const usable = (idx: number[]) => idx.length > 0 && !(idx.length === 1 && idx[0] === 0);
-  const thr = new Float64Array(U);
+  const ps = new Float64Array(U + 1);
   for (const theta of cfg.casThresholds) {
     const found: RawProposal[] = [];
     classes.forEach((c, ci) => {
+      // Candidates: thresholded CAS > 0; the scoring signal is the thresholded CAS itself.
       const up = casUp[ci];
-      const idx: number[] = [];
-      for (let u = 0; u < U; u++) {
-        thr[u] = up[u] < theta ? 0 : up[u];
-        if (thr[u] > 0) idx.push(u);
-      }
-      if (usable(idx)) proposalsOfSet(idx, thr, c, videoScore[c], cfg, found);
+      ps[0] = 0;
+      for (let u = 0; u < U; u++) ps[u + 1] = ps[u] + (up[u] < theta ? 0 : up[u]);
+      runsAndScores(U, up, theta, ps, c, videoScore[c], cfg, found);
     });
     add(found);
   }
+  const casPs = casUp.map((up) => prefixSums(up, new Float64Array(U + 1)));
   for (const theta of cfg.actThresholds) {
-    const idx: number[] = [];
-    for (let u = 0; u < U; u++) if (actUp[u] >= theta && actUp[u] > 0) idx.push(u);
-    if (!usable(idx)) continue;
     const found: RawProposal[] = [];
-    classes.forEach((c, ci) => proposalsOfSet(idx, casUp[ci], c, videoScore[c], cfg, found));
+    classes.forEach((c, ci) =>
+      runsAndScores(U, actUp, theta, casPs[ci], c, videoScore[c], cfg, found)
+    );
     add(found);
   }
   return pooled;
@@ -270,7 +297,13 @@ export function sweepProposals(
  * Seconds of upsampled unit u: snippet position u·L/(scale·T) converted by the video's grid
  * (for the CoLA grid this is u·16L/(24·T·25), SPEC §4.6).
  */
-export function unitToSeconds(grid: FeatureGrid, u: number, L: number, T: number, scale: number): number {
+export function unitToSeconds(
+  grid: FeatureGrid,
+  u: number,
+  L: number,
+  T: number,
+  scale: number,
+): number {
   return gridToSeconds(grid, (u * L) / (scale * T));
 }
 

@@ -30,6 +30,7 @@ import {
   disposeParams,
   forwardCols,
   type GeneratorParams,
+  hostIm2col,
   im2col3,
   inferCas,
   restoreParams,
@@ -130,7 +131,12 @@ interface VideoInference {
 }
 
 /** Video score p: softmax over classes of the mean of the k_e largest CAS values (float64). */
-export function videoScores(cas: ArrayLike<number>, T: number, C: number, rEasy: number): Float64Array {
+export function videoScores(
+  cas: ArrayLike<number>,
+  T: number,
+  C: number,
+  rEasy: number,
+): Float64Array {
   const k = mineCounts(T, rEasy, 1).kEasy;
   const logits = new Float64Array(C);
   for (let c = 0; c < C; c++) {
@@ -141,7 +147,7 @@ export function videoScores(cas: ArrayLike<number>, T: number, C: number, rEasy:
   let mx = -Infinity;
   for (const v of logits) mx = Math.max(mx, v);
   let z = 0;
-  for (let c = 0; c < C; c++) z += (logits[c] = Math.exp(logits[c] - mx));
+  for (let c = 0; c < C; c++) z += logits[c] = Math.exp(logits[c] - mx);
   for (let c = 0; c < C; c++) logits[c] /= z;
   return logits;
 }
@@ -173,10 +179,16 @@ async function inferVideos(
       rows += idx.length + 1;
       j++;
     }
-    const cas = inferCas(params, seqs, D, chunkRows + cfg.snippets + 2);
+    const cas = await inferCas(params, seqs, D, chunkRows + cfg.snippets + 2);
     for (let v = 0; v < seqs.length; v++) {
       const T = seqs[v].T;
-      out.push({ meta: metas[i + v], cas: cas[v], T, L: Ls[v], probs: videoScores(cas[v], T, C, cfg.rEasy) });
+      out.push({
+        meta: metas[i + v],
+        cas: cas[v],
+        T,
+        L: Ls[v],
+        probs: videoScores(cas[v], T, C, cfg.rEasy),
+      });
     }
     i = j;
   }
@@ -184,7 +196,11 @@ async function inferVideos(
 }
 
 /** Proposals (SPEC §4) of inferred videos, in input order. */
-function proposalsOf(inf: readonly VideoInference[], classes: readonly string[], cfg: GeneratorConfig): Detection[] {
+function proposalsOf(
+  inf: readonly VideoInference[],
+  classes: readonly string[],
+  cfg: GeneratorConfig,
+): Detection[] {
   const C = classes.length;
   return inf.flatMap((v) =>
     extractProposals(
@@ -254,14 +270,14 @@ export interface StepLosses {
  * One optimisation step on a batch: forward (training mode), CAS read back for the mining
  * masks and the top-k video score mask, losses, gradients, Adam. Returns the loss values.
  */
-export function trainStep(
+export async function trainStep(
   params: GeneratorParams,
   opt: Adam,
   batch: { x: Float32Array; B: number; T: number; D: number; labels: number[][] },
   cfg: GeneratorConfig,
   C: number,
   rng: Rng,
-): StepLosses {
+): Promise<StepLosses> {
   const { B, T, D } = batch;
   const H = params.w1.shape[1] as number;
   // Embedding dropout (inverted) and the easy-mining mask, drawn on the host from the seeded
@@ -280,13 +296,28 @@ export function trainStep(
   const { kEasy } = mineCounts(T, cfg.rEasy, cfg.rHard);
   const parts: tf.Scalar[] = [];
   const vars = { w1: params.w1, b1: params.b1, w2: params.w2 };
-  const x = tf.tensor3d(batch.x, [B, T, D]);
+  // im2col on the host for wasm/cpu (cheaper than tfjs pad/concat/transpose there); on
+  // WebGPU the features go up once and im2col runs on the device.
+  const onDevice = tf.getBackend() === "webgpu";
+  const host = onDevice ? null : hostIm2col(batch.x, B, T, D);
+  const x = onDevice ? tf.tensor3d(batch.x, [B, T, D]) : null;
+  const colsIn = host ? tf.tensor2d(host.cols, [B * T, 3 * D]) : null;
+  const colsTIn = host ? tf.tensor2d(host.colsT!, [3 * D, B * T]) : null;
   const drop = tf.tensor2d(embDrop, [B * T, H]);
   const tgt = tf.tensor2d(target, [B, C]);
+  // The mining masks need the CAS on the host in the middle of the forward pass. wasm/cpu read
+  // it synchronously; WebGPU in Deno cannot (no sync readback), so there a first forward pass
+  // (same weights and dropout, hence the same CAS) is read asynchronously.
+  let preCas: Float32Array | null = null;
+  if (onDevice) {
+    const c = tf.tidy(() => forwardCols(params, im2col3(x!), drop).cas);
+    preCas = (await c.data()) as Float32Array;
+    c.dispose();
+  }
   const { value, grads } = tf.variableGrads(() => {
-    const cols = im2col3(x);
-    const { emb, cas } = forwardCols(params, cols, drop);
-    const casHost = cas.dataSync();
+    const cols = colsIn ?? im2col3(x!);
+    const { emb, cas } = forwardCols(params, cols, drop, colsTIn);
+    const casHost = preCas ?? cas.dataSync();
     // Actionness a_t = Σ_c CAS (of the dropped-out embeddings, as in training mode).
     const act = new Float32Array(B * T);
     for (let r = 0; r < B * T; r++) {
@@ -316,12 +347,15 @@ export function trainStep(
   const byKey: Record<string, tf.Tensor> = {};
   for (const [k, v] of Object.entries(vars)) byKey[k] = grads[v.name];
   opt.apply(vars, byKey);
-  const gn = tf.tidy(() =>
-    tf.sqrt(tf.addN(Object.values(byKey).map((g) => tf.sum(tf.square(g))))).dataSync()[0]
+  const gnT = tf.tidy(() =>
+    tf.sqrt(tf.addN(Object.values(byKey).map((g) => tf.sum(tf.square(g)))))
   );
-  const [cls, iv, cv] = parts.map((p) => p.dataSync()[0]);
-  const total = value.dataSync()[0];
-  tf.dispose([value, x, drop, tgt, ...parts, ...Object.values(grads)]);
+  const gn = (await gnT.data())[0];
+  gnT.dispose();
+  const [cls, iv, cv] = await Promise.all(parts.map(async (p) => (await p.data())[0]));
+  const total = (await value.data())[0];
+  tf.dispose([value, drop, tgt, ...parts, ...Object.values(grads)]);
+  for (const t of [x, colsIn, colsTIn]) t?.dispose();
   return { total, cls, inVideo: iv, cross: cv, pairs: pairs.length, gradNorm: gn };
 }
 
@@ -358,10 +392,14 @@ export async function trainGenerator(
   const trainMetas = all.filter((m) => m.labels.length > 0);
   const testMetas = ds.list("test");
   if (trainMetas.length === 0) {
-    throw new InputError(`${ds.root}: no training video with a label; the generator needs weak labels`);
+    throw new InputError(
+      `${ds.root}: no training video with a label; the generator needs weak labels`,
+    );
   }
   if (all.length > trainMetas.length) {
-    log(`generator: skipping ${all.length - trainMetas.length} training video(s) without any label`);
+    log(
+      `generator: skipping ${all.length - trainMetas.length} training video(s) without any label`,
+    );
   }
   const rng = new Rng(cfg.seed);
   const params = createParams(D, H, C, rng.fork());
@@ -377,11 +415,24 @@ export async function trainGenerator(
     testAccuracy: [],
   };
   const ckptFile = hooks.outDir ? path.join(hooks.outDir, "generator_best.ckpt") : undefined;
-  let best: { step: number; score: number; values: Record<string, Float32Array>; test?: Detection[]; eval?: EvalResult } = {
+  let best: {
+    step: number;
+    score: number;
+    values: Record<string, Float32Array>;
+    test?: Detection[];
+    eval?: EvalResult;
+  } = {
     step: 0,
     score: -Infinity,
-    values: snapshotParams(params),
+    values: await snapshotParams(params),
   };
+  const writeCkpt = (step: number, score: number, values: Record<string, Float32Array>) =>
+    saveCheckpoint(
+      ckptFile!,
+      values,
+      { w1: params.w1.shape, b1: params.b1.shape, w2: params.w2.shape },
+      { inputDim: D, hidden: H, classes: ds.classes, step, score, config: { ...cfg } },
+    );
   const evaluateNow = async (step: number) => {
     if (testMetas.length === 0) return;
     const r = await evaluateOn(params, testMetas, cache, ds, cfg);
@@ -393,15 +444,14 @@ export async function trainGenerator(
         `(acc ${(100 * r.accuracy).toFixed(1)}%)${improved ? " *best" : ""}`,
     );
     if (improved) {
-      best = { step, score: r.eval.average, values: snapshotParams(params), test: r.detections, eval: r.eval };
-      if (ckptFile) {
-        await saveCheckpoint(
-          ckptFile,
-          best.values,
-          { w1: params.w1.shape, b1: params.b1.shape, w2: params.w2.shape },
-          { inputDim: D, hidden: H, classes: ds.classes, step, score: best.score, config: { ...cfg } },
-        );
-      }
+      best = {
+        step,
+        score: r.eval.average,
+        values: await snapshotParams(params),
+        test: r.detections,
+        eval: r.eval,
+      };
+      if (ckptFile) await writeCkpt(step, best.score, best.values);
     }
   };
   const bar = hooks.progress?.("generator", cfg.iterations);
@@ -416,9 +466,11 @@ export async function trainGenerator(
     const metas = order.slice(pos, pos + cfg.batch);
     pos += cfg.batch;
     const hb = await makeBatch(metas, cache, cfg.snippets, D, sampleRng);
-    const l = trainStep(params, opt, { ...hb, T: cfg.snippets, D }, cfg, C, dropRng);
+    const l = await trainStep(params, opt, { ...hb, T: cfg.snippets, D }, cfg, C, dropRng);
     if (!Number.isFinite(l.total) || !Number.isFinite(l.gradNorm)) {
-      throw new Error(`generator: loss ${l.total} / gradient norm ${l.gradNorm} at iteration ${it}`);
+      throw new Error(
+        `generator: loss ${l.total} / gradient norm ${l.gradNorm} at iteration ${it}`,
+      );
     }
     curves.loss.push({ step: it, value: l.total });
     curves.lossCls.push({ step: it, value: l.cls });
@@ -429,6 +481,12 @@ export async function trainGenerator(
   }
   bar?.done();
   if (cfg.iterations === 0) await evaluateNow(0);
+  if (testMetas.length === 0) {
+    // Nothing to select on: keep the last weights.
+    log("generator: no test videos; keeping the weights of the last iteration");
+    best = { step: cfg.iterations, score: -Infinity, values: await snapshotParams(params) };
+    if (ckptFile) await writeCkpt(best.step, NaN, best.values);
+  }
   const trainSeconds = (performance.now() - t0) / 1000;
   restoreParams(params, best.values);
   let testDet = best.test, testEval = best.eval;
@@ -453,7 +511,11 @@ export async function trainGenerator(
     curves,
     trainSeconds,
     seconds: (performance.now() - t0) / 1000,
-    checkpoint: ckptFile && Number.isFinite(best.score) ? ckptFile : undefined,
-    counts: { train: trainMetas.length, test: testMetas.length, skippedUnlabeled: all.length - trainMetas.length },
+    checkpoint: ckptFile,
+    counts: {
+      train: trainMetas.length,
+      test: testMetas.length,
+      skippedUnlabeled: all.length - trainMetas.length,
+    },
   };
 }

@@ -56,14 +56,20 @@ export function encodeCheckpoint(meta: unknown, groups: TensorGroups): Uint8Arra
 }
 
 /** Decodes checkpoint bytes; `file` names errors. */
-export function decodeCheckpoint(bytes: Uint8Array, file: string): { meta: unknown; groups: TensorGroups } {
+export function decodeCheckpoint(
+  bytes: Uint8Array,
+  file: string,
+): { meta: unknown; groups: TensorGroups } {
   const bad = (why: string) => new InputError(`${file}: not a student checkpoint (${why})`);
   if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
     throw bad("bad magic");
   }
   const hl = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
   if (12 + hl > bytes.length) throw bad("truncated header");
-  let header: { meta: unknown; tensors: { group: string; name: string; shape: number[]; offset: number }[] };
+  let header: {
+    meta: unknown;
+    tensors: { group: string; name: string; shape: number[]; offset: number }[];
+  };
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + hl)));
   } catch {
@@ -76,7 +82,10 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): { meta: unkno
   for (const t of header.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (t.offset + n > all.length) throw bad(`truncated data (${t.group}/${t.name})`);
-    (groups[t.group] ??= {})[t.name] = { shape: t.shape, data: all.subarray(t.offset, t.offset + n) };
+    (groups[t.group] ??= {})[t.name] = {
+      shape: t.shape,
+      data: all.subarray(t.offset, t.offset + n),
+    };
   }
   return { meta: header.meta, groups };
 }
@@ -87,6 +96,8 @@ export function saveCheckpoint(file: string, meta: unknown, groups: TensorGroups
 }
 
 /** Reads a checkpoint (one-line errors naming the file). */
-export async function loadCheckpoint(file: string): Promise<{ meta: unknown; groups: TensorGroups }> {
+export async function loadCheckpoint(
+  file: string,
+): Promise<{ meta: unknown; groups: TensorGroups }> {
   return decodeCheckpoint(await readBytes(file), file);
 }

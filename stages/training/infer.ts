@@ -80,21 +80,58 @@ export function runNetwork(
   }));
 }
 
-/** Post-processes one item's raw outputs into detections on its level-0 grid. */
-export function postprocess(raw: RawOutput, numClasses: number, cfg: StudentConfig): GridDetection[] {
+/**
+ * Post-processes one item's raw outputs into detections on its level-0 grid.
+ *
+ * `minProb` (EMA teacher) skips candidates whose probability is <= it: Soft-NMS only lowers
+ * scores, and a candidate can be emitted before one that ends above `minProb` only if its own
+ * score is higher, so the detections that end above `minProb` are exactly those of the full
+ * run. When none survives, the single most probable candidate (which Soft-NMS emits first,
+ * undecayed) is returned, as the teacher's keep-at-least-one rule needs.
+ */
+export function postprocess(
+  raw: RawOutput,
+  numClasses: number,
+  cfg: StudentConfig,
+  minProb = 0,
+): GridDetection[] {
   const { layout, len } = raw;
   const K = numClasses;
   const nb = cfg.numBins;
   const cands: GridDetection[] = [];
+  const floor = Math.max(cfg.preNmsThresh, minProb);
+  const logit = (p: number) => Math.log(p / (1 - p));
+  const lFloor = logit(floor);
+  const lPre = logit(cfg.preNmsThresh);
+  let bestZ = -Infinity;
+  let bestAt: { l: number; i: number } | null = null;
   for (let l = 0; l < layout.lengths.length; l++) {
     const s = layout.strides[l];
     const o = layout.offsets[l];
-    const lvl: { i: number; p: number }[] = [];
+    // Work on logits (monotone in the probability): collect those above the floor, then cut
+    // to the top-k with a native typed-array sort instead of sorting every candidate.
+    const idx: number[] = [];
+    const val: number[] = [];
     for (let t = 0; t < layout.lengths[l] && t * s < len; t++) {
       for (let c = 0; c < K; c++) {
-        const p = 1 / (1 + Math.exp(-raw.cls[(o + t) * K + c]));
-        if (p > cfg.preNmsThresh) lvl.push({ i: t * K + c, p });
+        const z = raw.cls[(o + t) * K + c];
+        if (z > lFloor) {
+          idx.push(t * K + c);
+          val.push(z);
+        } else if (minProb > 0 && z > lPre && z > bestZ) {
+          bestZ = z;
+          bestAt = { l, i: t * K + c };
+        }
       }
+    }
+    let cut = -Infinity;
+    if (idx.length > cfg.preNmsTopk) {
+      const sorted = Float32Array.from(val).sort();
+      cut = sorted[sorted.length - cfg.preNmsTopk];
+    }
+    const lvl: { i: number; p: number }[] = [];
+    for (let q = 0; q < idx.length; q++) {
+      if (val[q] >= cut) lvl.push({ i: idx[q], p: 1 / (1 + Math.exp(-val[q])) });
     }
     lvl.sort((x, y) => y.p - x.p || x.i - y.i);
     const top = lvl.length > cfg.preNmsTopk ? lvl.slice(0, cfg.preNmsTopk) : lvl;
@@ -121,6 +158,17 @@ export function postprocess(raw: RawOutput, numClasses: number, cfg: StudentConf
     for (const k of kept) out.push({ c, score: k.score, a: k.a, b: k.b });
   }
   out.sort((x, y) => y.score - x.score);
+  if (out.length === 0 && bestAt) {
+    // Teacher fallback: the most probable candidate below the floor, decoded alone.
+    const s = layout.strides[bestAt.l];
+    const t = Math.floor(bestAt.i / K);
+    const c = bestAt.i % K;
+    const row = layout.offsets[bestAt.l] + t;
+    const [dl, dr] = decodePoint(raw.start, raw.end, raw.off, layout.total, K, nb, row, c);
+    if ((dl + dr) * s > cfg.durationThresh) {
+      return [{ c, score: 1 / (1 + Math.exp(-bestZ)), a: (t - dl) * s, b: (t + dr) * s }];
+    }
+  }
   return out.slice(0, cfg.maxSegNum);
 }
 
@@ -151,5 +199,11 @@ export function predictVideo(
 ): Detection[] {
   const t0 = inferenceLength(feats.length, cfg);
   const [raw] = runNetwork(params, cfg, [feats], feats.dim, t0);
-  return toSeconds(postprocess(raw, classes.length, cfg), video.id, video.grid, video.duration, classes);
+  return toSeconds(
+    postprocess(raw, classes.length, cfg),
+    video.id,
+    video.grid,
+    video.duration,
+    classes,
+  );
 }

@@ -6,7 +6,8 @@
  * @module
  */
 import { tf } from "../../deps.ts";
-import { tridentDistances } from "./decode.ts";
+import { tridentAtRows } from "./decode.ts";
+import { gatherRows } from "./ops.ts";
 import type { ForwardOutput, Layout } from "./model.ts";
 import type { StudentConfig } from "./presets.ts";
 
@@ -29,7 +30,10 @@ export function iouAndDiou(
 /** Element-wise sigmoid focal loss (alpha for positives, 1-alpha for negatives). */
 export function focalLoss(logits: tf.Tensor, targets: tf.Tensor, alpha: number, gamma: number) {
   const p = tf.sigmoid(logits);
-  const ce = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.softplus(tf.neg(tf.abs(logits))));
+  const ce = tf.add(
+    tf.sub(tf.relu(logits), tf.mul(logits, targets)),
+    tf.softplus(tf.neg(tf.abs(logits))),
+  );
   const pt = tf.add(tf.mul(p, targets), tf.mul(tf.sub(1, p), tf.sub(1, targets)));
   const mod = gamma === 2 ? tf.square(tf.sub(1, pt)) : tf.pow(tf.sub(1, pt), gamma);
   const at = tf.add(tf.mul(targets, alpha), tf.mul(tf.sub(1, targets), 1 - alpha));
@@ -69,19 +73,44 @@ export function studentLosses(
 ): LossTerms {
   const [b, L, K] = out.cls.shape;
   const clsT = tf.tensor3d(t.cls, [b, L, K]);
-  const regT = tf.tensor3d(t.reg, [b, L, 2]);
-  const tl = tf.slice(regT, [0, 0, 0], [b, L, 1]);
-  const tr = tf.slice(regT, [0, 0, 1], [b, L, 1]);
-  const { dl, dr } = tridentDistances(out.start, out.end, out.off, cfg.numBins);
-  const { iou, diou } = iouAndDiou(dl, dr, tl, tr);
-  // IoU^power weight on positive pairs, gradient flowing through it (SPEC §6.7).
-  const w = tf.add(
-    tf.mul(clsT, tf.pow(tf.maximum(iou, 1e-6), cfg.iouWeightPower)),
-    tf.sub(1, clsT),
-  );
-  const fl = tf.mul(tf.mul(focalLoss(out.cls, clsT, cfg.focalAlpha, cfg.focalGamma), w), out.valid);
-  const lossCls = tf.div(tf.sum(fl), t.norm) as tf.Scalar;
-  const lossReg = tf.div(tf.sum(tf.mul(tf.mul(diou, clsT), out.valid)), t.norm) as tf.Scalar;
+  // Positive points (host): their trident distances, IoU weight and DIoU are computed on
+  // those rows only (see tridentAtRows).
+  const rows: number[] = [];
+  for (let r = 0; r < b * L; r++) {
+    for (let c = 0; c < K; c++) {
+      if (t.cls[r * K + c] > 0) {
+        rows.push(r);
+        break;
+      }
+    }
+  }
+  const fl = focalLoss(out.cls, clsT, cfg.focalAlpha, cfg.focalGamma);
+  // Negative pairs (and every pair of a negative point) carry weight 1.
+  let clsSum: tf.Tensor = tf.sum(tf.mul(tf.mul(fl, tf.sub(1, clsT)), out.valid));
+  let regSum: tf.Tensor = tf.scalar(0);
+  if (rows.length > 0) {
+    const idx = Int32Array.from(rows);
+    const n = idx.length;
+    const tg = new Float32Array(n * K);
+    const tl = new Float32Array(n);
+    const tr = new Float32Array(n);
+    rows.forEach((r, i) => {
+      tg.set(t.cls.subarray(r * K, (r + 1) * K), i * K);
+      tl[i] = t.reg[2 * r];
+      tr[i] = t.reg[2 * r + 1];
+    });
+    const T = tf.tensor2d(tg, [n, K]);
+    const { dl, dr } = tridentAtRows(out.start, out.end, out.off, idx, cfg.numBins);
+    const { iou, diou } = iouAndDiou(dl, dr, tf.tensor2d(tl, [n, 1]), tf.tensor2d(tr, [n, 1]));
+    const logits = gatherRows(tf.reshape(out.cls, [b * L, K]), idx);
+    const flPos = focalLoss(logits, T, cfg.focalAlpha, cfg.focalGamma);
+    // IoU^power weight on positive pairs, gradient flowing through it (SPEC §6.7).
+    const w = tf.pow(tf.maximum(iou, 1e-6), cfg.iouWeightPower);
+    clsSum = tf.add(clsSum, tf.sum(tf.mul(tf.mul(flPos, T), w)));
+    regSum = tf.sum(tf.mul(diou, T));
+  }
+  const lossCls = tf.div(clsSum, t.norm) as tf.Scalar;
+  const lossReg = tf.div(regSum, t.norm) as tf.Scalar;
   const lossMil = cfg.milWeight > 0 ? milLoss(out, layout, t, cfg) : tf.scalar(0);
   const total = tf.add(tf.add(lossCls, lossReg), tf.mul(lossMil, cfg.milWeight)) as tf.Scalar;
   return { cls: lossCls, reg: lossReg, mil: lossMil, total };
@@ -92,7 +121,12 @@ export function studentLosses(
  * (item, class), softmax over classes, BCE against the normalised weak labels. k is
  * floor(total valid rows of the batch / ratio) (the reference; SPEC §6.7) or per item.
  */
-export function milLoss(out: ForwardOutput, layout: Layout, t: LossTargets, cfg: StudentConfig): tf.Scalar {
+export function milLoss(
+  out: ForwardOutput,
+  layout: Layout,
+  t: LossTargets,
+  cfg: StudentConfig,
+): tf.Scalar {
   const [b, , K] = out.cls.shape;
   const t0 = layout.lengths[0];
   const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [b, t0, K]);

@@ -101,7 +101,13 @@ export function paramSpecs(
       dw("convkw", big);
     }
     ln(`${p}.gn`);
-    out.push({ name: `${p}.mlp1.w`, shape: [c, cfg.mlpDim], init: "uniform", fanIn: c, decay: true });
+    out.push({
+      name: `${p}.mlp1.w`,
+      shape: [c, cfg.mlpDim],
+      init: "uniform",
+      fanIn: c,
+      decay: true,
+    });
     bias(`${p}.mlp1.b`, cfg.mlpDim);
     out.push({
       name: `${p}.mlp2.w`,
@@ -122,11 +128,23 @@ export function paramSpecs(
   const nOff = 2 * (cfg.numBins + 1);
   for (const h of ["cls", "start", "end", "reg"]) {
     for (let i = 0; i < cfg.headLayers; i++) {
-      out.push({ name: `head.${h}.${i}.w`, shape: [3 * c, c], init: "uniform", fanIn: 3 * c, decay: true });
+      out.push({
+        name: `head.${h}.${i}.w`,
+        shape: [3 * c, c],
+        init: "uniform",
+        fanIn: 3 * c,
+        decay: true,
+      });
       ln(`head.${h}.${i}.ln`);
     }
     const n = h === "reg" ? nOff : numClasses;
-    out.push({ name: `head.${h}.out.w`, shape: [3 * c, n], init: "uniform", fanIn: 3 * c, decay: true });
+    out.push({
+      name: `head.${h}.out.w`,
+      shape: [3 * c, n],
+      init: "uniform",
+      fanIn: 3 * c,
+      decay: true,
+    });
     bias(`head.${h}.out.b`, n, h === "reg" ? 0 : PRIOR_BIAS);
   }
   out.push({ name: "head.reg.scale", shape: [cfg.levels], init: "const", value: 1, decay: false });
@@ -327,18 +345,30 @@ export function forward(
   layout.offsets.forEach((o, l) => sepHost.fill(1, o, o + layout.lengths[l]));
   const sep = tf.tensor3d(sepHost, [1, layout.total, 1]);
 
-  const head = (name: string, input: tf.Tensor) => {
-    let h = input;
-    for (let i = 0; i < cfg.headLayers; i++) {
-      h = tf.mul(conv1d(h, P(`head.${name}.${i}.w`)), valid);
-      h = tf.mul(tf.relu(layerNorm(h, P(`head.${name}.${i}.ln.g`), P(`head.${name}.${i}.ln.b`))), sep);
-    }
+  // The first conv of two heads that read the same input is one matMul (shared im2col).
+  const finish = (name: string, y: tf.Tensor) => {
+    if (cfg.headLayers === 0) return tf.mul(tf.add(y, P(`head.${name}.out.b`)), valid);
+    const ln = (i: number, v: tf.Tensor) =>
+      tf.mul(
+        tf.relu(
+          layerNorm(tf.mul(v, valid), P(`head.${name}.${i}.ln.g`), P(`head.${name}.${i}.ln.b`)),
+        ),
+        sep,
+      );
+    let h = ln(0, y);
+    for (let i = 1; i < cfg.headLayers; i++) h = ln(i, conv1d(h, P(`head.${name}.${i}.w`)));
     return tf.mul(conv1d(h, P(`head.${name}.out.w`), P(`head.${name}.out.b`)), valid);
   };
-  const cls = head("cls", F);
-  const Fd = detach(F);
-  const start = head("start", Fd);
-  const end = head("end", Fd);
+  const pair = (a: string, b: string, input: tf.Tensor): [tf.Tensor, tf.Tensor] => {
+    const first = (h: string) => P(cfg.headLayers > 0 ? `head.${h}.0.w` : `head.${h}.out.w`);
+    const wa = first(a);
+    const wb = first(b);
+    const y = conv1d(input, tf.concat([wa, wb], 1));
+    const [ya, yb] = tf.split(y, [wa.shape[1] as number, wb.shape[1] as number], 2);
+    return [finish(a, ya), finish(b, yb)];
+  };
+  const [cls, reg] = pair("cls", "reg", F);
+  const [start, end] = pair("start", "end", detach(F));
   // Per-level scale, broadcast to the layout through a [Ltot, L] level one-hot matrix.
   const sel = new Float32Array(layout.total * cfg.levels);
   layout.offsets.forEach((o, l) => {
@@ -351,7 +381,7 @@ export function forward(
     ),
     [1, layout.total, 1],
   );
-  const off = tf.relu(tf.mul(head("reg", F), scaleVec));
+  const off = tf.relu(tf.mul(reg, scaleVec));
   return {
     cls: cls as tf.Tensor3D,
     start: start as tf.Tensor3D,

@@ -25,7 +25,12 @@ function iou(x: Scored, y: Scored): number {
  * fall below `minScore`. Returns at most `maxOut` candidates in emission order, with their
  * decayed scores. The input array is not modified.
  */
-export function softNms(cands: Scored[], sigma: number, minScore: number, maxOut: number): Scored[] {
+export function softNms(
+  cands: Scored[],
+  sigma: number,
+  minScore: number,
+  maxOut: number,
+): Scored[] {
   const a = cands.map((c) => ({ ...c }));
   let n = a.length;
   const out: Scored[] = [];

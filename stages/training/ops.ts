@@ -115,3 +115,28 @@ export function maxPool3s2(x: T): T {
   ], 1);
   return tf.maximum(m, prevOdd);
 }
+
+/**
+ * Rows `idx` of x [R, C] (`tf.gather` forward). The gradient is a scatter-add done on the
+ * host: wasm has no UnsortedSegmentSum, so `tf.gather`'s own gradient cannot run there. Used
+ * for the few positive points of a batch, so the host round trip is small.
+ */
+export function gatherRows(x: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+  const [rows, cols] = x.shape;
+  const f = tf.customGrad(
+    ((xx: tf.Tensor2D) => ({
+      value: tf.gather(xx, tf.tensor1d(idx, "int32")),
+      gradFunc: (dy: tf.Tensor2D) => {
+        const d = dy.dataSync();
+        const out = new Float32Array(rows * cols);
+        for (let i = 0; i < idx.length; i++) {
+          const o = idx[i] * cols;
+          for (let c = 0; c < cols; c++) out[o + c] += d[i * cols + c];
+        }
+        return tf.tensor2d(out, [rows, cols]);
+      },
+      // deno-lint-ignore no-explicit-any
+    })) as any,
+  ) as unknown as (a: tf.Tensor2D) => tf.Tensor2D;
+  return f(x);
+}

@@ -26,8 +26,9 @@ export function configFromOptions(options: Record<string, unknown>): StudentConf
   for (const [k, v] of Object.entries(options)) {
     if (k === "preset" || k === "evalRaw" || v === undefined) continue;
     if (!keys.has(k)) throw new InputError(`student: unknown option "${k}"`);
-    const want = typeof (preset as unknown as Record<string, unknown>)[k];
-    if (typeof v !== want) {
+    const want: string = typeof (preset as unknown as Record<string, unknown>)[k];
+    const got: string = Array.isArray(v) ? "object" : typeof v;
+    if (got !== want) {
       throw new InputError(`student: option "${k}" must be a ${want}, got ${JSON.stringify(v)}`);
     }
     (cfg as unknown as Record<string, unknown>)[k] = v;

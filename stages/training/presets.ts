@@ -7,7 +7,7 @@
  *   this 2-core CPU with tfjs-wasm (about 120 s of training, 20 s of inference for 212 test
  *   videos of ~1500 rows at 128-d). What changed and why is in `bench/BENCH-training.md`:
  *   narrower (64-d), 5 levels (strides 1..16, so the top level still reaches 16 bins x 16 =
- *   256 rows, ~34 s at 7.5 rows/s), 384-row training windows (crops of the ~1500-row videos),
+ *   256 rows, ~34 s at 7.5 rows/s), 256-row training windows (crops of the ~1500-row videos),
  *   one trunk layer per head, short schedule with the EMA decay scaled so that the EMA horizon
  *   1/(1-decay) is a small fraction of the steps before the switch (SPEC §6.10, note on short
  *   schedules), and the zero-initialised SGP depthwise branches short-circuited (they are
@@ -174,15 +174,15 @@ export const DEFAULT: Readonly<StudentConfig> = {
   sgpBranches: false,
   gnGroups: 16,
   regressionRanges: [[0, 4], [4, 8], [8, 16], [16, 32], [32, 10000]],
-  maxSeqLen: 384,
+  maxSeqLen: 256,
   // Larger steps for the short schedule (the published 1e-4 is for 2525 steps).
   lr: 1e-3,
-  epochs: 16,
-  switchEpoch: 10,
+  epochs: 12,
+  switchEpoch: 8,
   emaDecay: 0.98,
-  preNmsTopk: 1000,
-  maxSegPerClass: 200,
-  maxSegNum: 500,
+  preNmsTopk: 300,
+  maxSegPerClass: 100,
+  maxSegNum: 200,
   checkpointEvery: 4,
   cacheMiB: 1024,
 };

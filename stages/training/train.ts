@@ -27,7 +27,7 @@ import { gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { cropWindow } from "./augment.ts";
 import { assignTargets, type GridSegment } from "./assign.ts";
 import { loadCheckpoint, saveCheckpoint, type TensorGroups } from "./checkpoint.ts";
-import { predictVideo, postprocess, runNetwork } from "./infer.ts";
+import { postprocess, predictVideo, runNetwork } from "./infer.ts";
 import { studentLosses } from "./losses.ts";
 import { forward, initValues, makeLayout, type ParamSpec, paramSpecs } from "./model.ts";
 import type { StudentConfig } from "./presets.ts";
@@ -124,7 +124,9 @@ export function pseudoLabelsToGrid(
     const b = secondsToGrid(meta.grid, d.segment[1]);
     out.get(d.videoId)!.push({ a, b, c });
   }
-  if (skipped) log(`pseudo labels: ignored ${skipped} label(s) on videos outside the training split`);
+  if (skipped) {
+    log(`pseudo labels: ignored ${skipped} label(s) on videos outside the training split`);
+  }
   return out;
 }
 
@@ -177,8 +179,12 @@ function makeState(
     const init = tf.tensor(src, p.shape);
     vars[p.name] = tf.variable(init, true, `${uid}/${p.name}`);
     init.dispose();
-    m[p.name] = tf.keep(tf.tensor(groups?.["adam.m"]?.[p.name]?.data ?? new Float32Array(src.length), p.shape));
-    v[p.name] = tf.keep(tf.tensor(groups?.["adam.v"]?.[p.name]?.data ?? new Float32Array(src.length), p.shape));
+    m[p.name] = tf.keep(
+      tf.tensor(groups?.["adam.m"]?.[p.name]?.data ?? new Float32Array(src.length), p.shape),
+    );
+    v[p.name] = tf.keep(
+      tf.tensor(groups?.["adam.v"]?.[p.name]?.data ?? new Float32Array(src.length), p.shape),
+    );
     if (ema) ema[p.name] = tf.keep(tf.tensor(groups?.ema?.[p.name]?.data ?? src, p.shape));
   }
   return { specs, vars, ema, m, v, epoch: 0, step: 0, lossNorm: 0, curves: {}, trainSeconds: 0 };
@@ -191,9 +197,13 @@ function disposeState(s: State): void {
   if (s.ema) tf.dispose(Object.values(s.ema));
 }
 
-function hostGroup(ts: Record<string, tf.Tensor>): Record<string, { shape: number[]; data: Float32Array }> {
+function hostGroup(
+  ts: Record<string, tf.Tensor>,
+): Record<string, { shape: number[]; data: Float32Array }> {
   const out: Record<string, { shape: number[]; data: Float32Array }> = {};
-  for (const [k, t] of Object.entries(ts)) out[k] = { shape: t.shape, data: t.dataSync() as Float32Array };
+  for (const [k, t] of Object.entries(ts)) {
+    out[k] = { shape: t.shape, data: t.dataSync() as Float32Array };
+  }
   return out;
 }
 
@@ -273,7 +283,9 @@ export async function trainStudent(
   if (opts.resume && ckptFile && (await exists(ckptFile))) {
     const ck = await loadCheckpoint(ckptFile);
     const meta = ck.meta as CheckpointMeta;
-    if (meta.format !== "fustal-student") throw new InputError(`${ckptFile}: not a student checkpoint`);
+    if (meta.format !== "fustal-student") {
+      throw new InputError(`${ckptFile}: not a student checkpoint`);
+    }
     if (meta.inDim !== D || meta.classes.join("\n") !== classes.join("\n")) {
       throw new InputError(`${ckptFile}: checkpoint was trained on other features or classes`);
     }
@@ -347,15 +359,23 @@ async function runTraining(
       const tb = performance.now();
       testBeforeSwitch = await detectSplit(dataset, s.ema!, cfg);
       if (opts.evalRaw) testBeforeSwitchRaw = await detectSplit(dataset, s.vars, cfg);
-      log(`epoch ${epoch}: detected the test videos before the switch (${((performance.now() - tb) / 1000).toFixed(1)} s)`);
-      if (beforeFile) await atomicWriteJson(beforeFile, { ema: testBeforeSwitch, raw: testBeforeSwitchRaw });
+      log(
+        `epoch ${epoch}: detected the test videos before the switch (${
+          ((performance.now() - tb) / 1000).toFixed(1)
+        } s)`,
+      );
+      if (beforeFile) {
+        await atomicWriteJson(beforeFile, { ema: testBeforeSwitch, raw: testBeforeSwitchRaw });
+      }
     }
     const te = performance.now();
     const order = rng.shuffle(trainMetas.map((m) => m.id));
     let sumLoss = 0;
     const sums = { cls: 0, reg: 0, mil: 0 };
+    const ms = { host: 0, teacher: 0, step: 0 };
     for (let it = 0; it < itersPerEpoch; it++) {
       const ids = order.slice(it * bsz, (it + 1) * bsz);
+      let tm = performance.now();
       // --- host side: crops, (teacher) labels, noise, random masks ---
       const wins: { data: Float32Array; length: number }[] = [];
       const segsList: GridSegment[][] = [];
@@ -371,14 +391,19 @@ async function runTraining(
           cfg.truncThresh,
           rng,
         );
-        wins.push({ data: f.data.subarray(crop.start * D, (crop.start + crop.length) * D), length: crop.length });
+        wins.push({
+          data: f.data.subarray(crop.start * D, (crop.start + crop.length) * D),
+          length: crop.length,
+        });
         segsList.push(crop.segs);
         metas.push(meta);
       }
       if (teacher) {
+        ms.host += performance.now() - tm;
+        tm = performance.now();
         const raws = runNetwork(s.ema!, cfg, wins, D, t0);
         raws.forEach((raw, i) => {
-          const dets = postprocess(raw, K, cfg);
+          const dets = postprocess(raw, K, cfg, cfg.teacherThresh);
           if (dets.length === 0) return; // clean per-video fallback to the generator labels
           let keep = dets.filter((d) => d.score > cfg.teacherThresh);
           if (keep.length === 0) keep = [dets[0]];
@@ -388,10 +413,14 @@ async function runTraining(
             Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
           segsList[i] = keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
         });
+        ms.teacher += performance.now() - tm;
+        tm = performance.now();
       }
       const x = new Float32Array(bsz * t0 * D);
       wins.forEach((w, i) => x.set(w.data, i * t0 * D));
-      if (cfg.inputNoise > 0) for (let i = 0; i < x.length; i++) x[i] += cfg.inputNoise * rng.normal();
+      if (cfg.inputNoise > 0) {
+        for (let i = 0; i < x.length; i++) x[i] += cfg.inputNoise * rng.normal();
+      }
       const lens = wins.map((w) => w.length);
       const dropPath: [Float32Array, Float32Array][] = [];
       for (let l = 1; l < cfg.levels; l++) {
@@ -422,8 +451,11 @@ async function runTraining(
         const src = labs.length ? labs : [...new Set((gridLabels.get(id) ?? []).map((g) => g.c))];
         for (const c of src) weak[i * K + c] = 1;
       });
-      s.lossNorm = cfg.lossNormMomentum * s.lossNorm + (1 - cfg.lossNormMomentum) * Math.max(numPos, 1);
+      s.lossNorm = cfg.lossNormMomentum * s.lossNorm +
+        (1 - cfg.lossNormMomentum) * Math.max(numPos, 1);
       // --- device side: forward, backward, clip, AdamW, EMA ---
+      ms.host += performance.now() - tm;
+      tm = performance.now();
       let parts: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
         const out = forward(s.vars, cfg, { x, lens, t0, dim: D, dropPath }, true);
@@ -441,7 +473,9 @@ async function runTraining(
       const lossVal = (await value.data())[0];
       const partVals = parts.map((p) => p.dataSync()[0]);
       tf.dispose([value, ...parts]);
-      if (!Number.isFinite(lossVal)) throw new Error(`student loss is not finite at step ${s.step}`);
+      if (!Number.isFinite(lossVal)) {
+        throw new Error(`student loss is not finite at step ${s.step}`);
+      }
       const lr = learningRate(s.step, cfg.lr, warm);
       applyAdamW(s, grads, decay, cfg, lr);
       tf.dispose(Object.values(grads));
@@ -449,11 +483,14 @@ async function runTraining(
         const d = cfg.emaDecay;
         for (const p of s.specs) {
           const old = s.ema[p.name];
-          s.ema[p.name] = tf.keep(tf.tidy(() => tf.add(tf.mul(old, d), tf.mul(s.vars[p.name], 1 - d))));
+          s.ema[p.name] = tf.keep(
+            tf.tidy(() => tf.add(tf.mul(old, d), tf.mul(s.vars[p.name], 1 - d))),
+          );
           old.dispose();
         }
       }
       s.step++;
+      ms.step += performance.now() - tm;
       sumLoss += lossVal;
       sums.cls += partVals[0];
       sums.reg += partVals[1];
@@ -464,13 +501,23 @@ async function runTraining(
     s.trainSeconds += sec;
     s.epoch = epoch + 1;
     const n = Math.max(1, itersPerEpoch);
-    for (const [k, val] of Object.entries({ loss: sumLoss, cls: sums.cls, reg: sums.reg, mil: sums.mil })) {
+    for (
+      const [k, val] of Object.entries({
+        loss: sumLoss,
+        cls: sums.cls,
+        reg: sums.reg,
+        mil: sums.mil,
+      })
+    ) {
       (s.curves[k] ??= []).push({ step: epoch, value: val / n });
     }
     log(
       `epoch ${epoch}${teacher ? " (EMA teacher)" : ""}: loss ${(sumLoss / n).toFixed(4)} ` +
         `(cls ${(sums.cls / n).toFixed(4)}, reg ${(sums.reg / n).toFixed(4)}, ` +
-        `mil ${(sums.mil / n).toFixed(4)}) ${sec.toFixed(1)} s`,
+        `mil ${(sums.mil / n).toFixed(4)}) ${sec.toFixed(1)} s (host ${
+          (ms.host / 1000).toFixed(1)
+        }, ` +
+        `teacher ${(ms.teacher / 1000).toFixed(1)}, step ${(ms.step / 1000).toFixed(1)})`,
     );
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
@@ -493,7 +540,13 @@ async function runTraining(
   };
   if ((opts.evalTest ?? true) && s.epoch >= cfg.epochs) {
     const ti = performance.now();
-    result.test = await detectSplit(dataset, s.ema ?? s.vars, cfg, "test", opts.progress?.("detect test", dataset.list("test").length));
+    result.test = await detectSplit(
+      dataset,
+      s.ema ?? s.vars,
+      cfg,
+      "test",
+      opts.progress?.("detect test", dataset.list("test").length),
+    );
     result.info!.inferSeconds = (performance.now() - ti) / 1000;
     if (opts.evalRaw && s.ema) result.testRaw = await detectSplit(dataset, s.vars, cfg);
   }
@@ -548,7 +601,9 @@ export async function loadStudent(
 ): Promise<{ params: Record<string, tf.Tensor>; meta: CheckpointMeta }> {
   const ck = await loadCheckpoint(file);
   const meta = ck.meta as CheckpointMeta;
-  if (!meta || meta.format !== "fustal-student") throw new InputError(`${file}: not a student checkpoint`);
+  if (!meta || meta.format !== "fustal-student") {
+    throw new InputError(`${file}: not a student checkpoint`);
+  }
   const group = which === "ema" && ck.groups.ema ? ck.groups.ema : ck.groups.model;
   const specs = paramSpecs(meta.config, meta.inDim, meta.classes.length);
   const params: Record<string, tf.Tensor> = {};

@@ -1,0 +1,23 @@
+/**
+ * Public API of the generation stage (re-exported by the root `mod.ts`): the `cola-xv`
+ * generator plugin, the training entry point, the presets, the SPEC §4 proposal pipeline and
+ * the checkpoint reader.
+ *
+ * @module
+ */
+export { configFromOptions, generatorPlugin, toResultsJson } from "./plugin.ts";
+export {
+  DEFAULT_PRESET,
+  type GeneratorConfig,
+  generatorConfig,
+  type GeneratorPreset,
+  PAPER_PRESET,
+} from "./presets.ts";
+export { type GeneratorRun, trainGenerator, type TrainHooks } from "./train.ts";
+export {
+  DEFAULT_PROPOSAL_CONFIG,
+  extractProposals,
+  type ProposalConfig,
+  type VideoOutputs,
+} from "./proposals.ts";
+export { type CheckpointHeader, loadCheckpoint, saveCheckpoint } from "./model.ts";
