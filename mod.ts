@@ -119,6 +119,7 @@ export {
   selectProposals,
   topkFilter,
 } from "./stages/selection.ts";
+export * from "./stages/training/mod.ts";
 // --- end stage exports ---
 
 if (import.meta.main) {

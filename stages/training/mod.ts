@@ -1,0 +1,26 @@
+/**
+ * Public API of the training stage (TriDet student with EMA distillation, SPEC §6).
+ *
+ * @module
+ */
+export {
+  configFromOptions as studentConfigFromOptions,
+  studentPlugin,
+} from "./plugin.ts";
+export {
+  DEFAULT as STUDENT_DEFAULT_PRESET,
+  PAPER as STUDENT_PAPER_PRESET,
+  PRESETS as STUDENT_PRESETS,
+  type StudentConfig,
+} from "./presets.ts";
+export {
+  type CheckpointMeta as StudentCheckpointMeta,
+  detectSplit,
+  groundTruthOf,
+  loadStudent,
+  trainStudent,
+  type TrainOptions as StudentTrainOptions,
+  type TrainOutcome as StudentTrainOutcome,
+} from "./train.ts";
+export { predictVideo } from "./infer.ts";
+export { hardNms, softNms } from "./nms.ts";
