@@ -59,14 +59,33 @@ const BUILTINS: BuiltinEntry[] = [
   builtin("filter", "score", async () => (await import("./stages/selection.ts")).scoreFilterPlugin),
   builtin("filter", "topk", async () => (await import("./stages/selection.ts")).topkFilterPlugin),
   builtin("filter", "none", async () => (await import("./stages/selection.ts")).noneFilterPlugin),
-  // generator (stages/generation/plugin.ts), student (stages/training/plugin.ts) and dataset
-  // layouts (datasets/) go here, e.g.:
-  // builtin("generator", "fustal", async () => (await import("./stages/generation/plugin.ts")).generatorPlugin),
+  builtin(
+    "generator",
+    "cola-xv",
+    async () => (await import("./stages/generation/plugin.ts")).generatorPlugin,
+  ),
+  builtin(
+    "student",
+    "tridet-ema",
+    async () => (await import("./stages/training/plugin.ts")).studentPlugin,
+  ),
+  builtin("dataset", "actionformer", async () => await datasetPlugin("actionformer")),
+  builtin("dataset", "cola", async () => await datasetPlugin("cola")),
+  builtin("dataset", "activitynet", async () => await datasetPlugin("activitynet")),
 ];
 // --- end built-in plugins ---
 
+async function datasetPlugin(name: string): Promise<Plugin> {
+  const { DATASET_PLUGINS } = await import("./datasets.ts");
+  return DATASET_PLUGINS.find((p) => p.name === name)!;
+}
+
 /** Default plugin name per kind used by {@linkcode resolvePlugins} when config names none. */
-export const DEFAULT_PLUGINS: Partial<Record<PluginKind, string>> = { filter: "prior" };
+export const DEFAULT_PLUGINS: Partial<Record<PluginKind, string>> = {
+  generator: "cola-xv",
+  filter: "prior",
+  student: "tridet-ema",
+};
 
 interface Entry {
   plugin: Plugin;

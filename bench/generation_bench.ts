@@ -34,7 +34,7 @@ const { positionals, values } = parseArgs({
   options: {
     data: { type: "string" },
     seeds: { type: "string", default: "0,1,2" },
-    results: { type: "string", default: "bench/.generation_results.jsonl" },
+    results: { type: "string", default: "runs/generation_bench.jsonl" },
     backend: { type: "string", default: "wasm" },
     size: { type: "string", default: "default" },
     steps: { type: "string", default: "3" },
@@ -44,6 +44,7 @@ const { positionals, values } = parseArgs({
 });
 
 async function record(row: Record<string, unknown>): Promise<void> {
+  await fs.mkdir(path.dirname(path.resolve(values.results!)), { recursive: true });
   console.log(JSON.stringify(row));
   await fs.appendFile(values.results!, JSON.stringify(row) + "\n");
 }

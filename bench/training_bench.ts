@@ -13,7 +13,7 @@
  *
  * ```
  * deno run -A bench/training_bench.ts [--root DIR] [--seeds 0,1,2] [--proposals P.json]
- *     [--generator-test T.json] [--epochs N] [--no-ablation] [--json]
+ *     [--generator-test T.json] [--epochs N] [--ablation] [--json]
  * ```
  *
  * @module
@@ -102,7 +102,7 @@ if (import.meta.main) {
       proposals: { type: "string" },
       "generator-test": { type: "string" },
       epochs: { type: "string" },
-      "no-ablation": { type: "boolean", default: false },
+      ablation: { type: "boolean", default: false },
       backend: { type: "string", default: "wasm" },
       json: { type: "boolean", default: false },
     },
@@ -152,7 +152,7 @@ if (import.meta.main) {
     const fin = avg(gtTest, r.test);
     const finRaw = avg(gtTest, r.testRaw ?? []);
     let noEma: ReturnType<typeof avg> | undefined;
-    if (!values["no-ablation"]) {
+    if (values.ablation) {
       const r2 = await trainStudent(ds, pseudo, {
         config: { ...cfg, ema: false },
         seed,

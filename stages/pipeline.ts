@@ -163,12 +163,12 @@ async function readResultsFile(file: string): Promise<Detection[]> {
 }
 
 async function openRoot(root: string, layout?: string): Promise<Dataset> {
-  if (layout) {
-    // A dataset plugin by that name (user layouts) wins over the built-in adapters.
-    const plugin = await getPlugin("dataset", layout).catch(() => null);
-    if (plugin) return await plugin.open(root, {});
+  const { openDataset, LAYOUTS } = await import("../datasets.ts");
+  if (layout && !(LAYOUTS as readonly string[]).includes(layout)) {
+    // A user's dataset plugin (loaded with --plugin): unknown names fail listing the choices.
+    const plugin = await getPlugin("dataset", layout);
+    return await plugin.open(root, {});
   }
-  const { openDataset } = await import("../datasets.ts");
   return await openDataset(root, layout ? { layout } : {});
 }
 

@@ -101,7 +101,9 @@ export function contrastWeights(
 export interface MinedMaskTensors {
   /** [B, 4, T] in the order easy action, easy background, hard action, hard background. */
   stacked: tf.Tensor3D;
+  /** k_e: ones per video in the easy masks. */
   kEasy: number;
+  /** k_h: ones per video in the hard masks. */
   kHard: number;
 }
 

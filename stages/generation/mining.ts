@@ -154,7 +154,9 @@ export interface MiningMasks {
   hardAct: Float32Array;
   /** Hard background: top-k_h of a_t·outer_t. */
   hardBkg: Float32Array;
+  /** k_e: ones per video in the easy masks. */
   kEasy: number;
+  /** k_h: ones per video in the hard masks. */
   kHard: number;
 }
 

@@ -245,9 +245,13 @@ export async function inferCas(
 
 /** Adam hyper-parameters (SPEC §3.9). */
 export interface AdamConfig {
+  /** Learning rate (constant). */
   lr: number;
+  /** First-moment decay. */
   beta1: number;
+  /** Second-moment decay. */
   beta2: number;
+  /** Denominator ε. */
   eps: number;
   /** Classic coupled L2: added to the gradient (not AdamW's decoupled decay). */
   weightDecay: number;
@@ -263,6 +267,7 @@ export class Adam {
   #v: Map<string, tf.Variable> = new Map();
   /** Steps taken so far. */
   t = 0;
+  /** An optimiser with no state yet (moments are created on the first update). */
   constructor(cfg: AdamConfig) {
     this.#cfg = cfg;
   }
@@ -302,14 +307,19 @@ const MAGIC = "FSTLGEN1";
 
 /** Header of a generator checkpoint file. */
 export interface CheckpointHeader {
+  /** Always `fustal-generator`. */
   format: "fustal-generator";
+  /** Format version (1). */
   version: 1;
-  /** Input feature dim D, embedding dim H, classes. */
+  /** Input feature dim D. */
   inputDim: number;
+  /** Embedding dim H. */
   hidden: number;
+  /** Class names (class id = index). */
   classes: string[];
-  /** Iteration the weights are from and its selection score (average test mAP). */
+  /** Iteration the weights are from. */
   step: number;
+  /** Its selection score (average test mAP; null when there was no test split). */
   score: number;
   /** The training configuration (informational). */
   config?: Record<string, unknown>;

@@ -40,8 +40,11 @@ export function configFromOptions(
 
 /** One entry of a result file. */
 export interface ResultEntry {
+  /** Class name. */
   label: string;
+  /** OIC score. */
   score: number;
+  /** `[start, end]` seconds. */
   segment: [number, number];
 }
 

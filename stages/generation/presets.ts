@@ -26,8 +26,11 @@ export interface GeneratorConfig {
   lr: number;
   /** Coupled L2 weight decay. */
   weightDecay: number;
+  /** Adam β1 (0.9). */
   beta1: number;
+  /** Adam β2 (0.999). */
   beta2: number;
+  /** Adam ε (1e-8). */
   eps: number;
   /** Evaluate on the test split every this many iterations (and after the last one). */
   evalEvery: number;
@@ -35,14 +38,17 @@ export interface GeneratorConfig {
   seed: number;
   /** Embedding width H; null = the input feature dim (the published model). */
   hidden: number | null;
-  /** r_easy, r_hard (k = ⌊T/r⌋). */
+  /** r_easy: k_e = ⌊T/r_easy⌋ easy snippets (5). */
   rEasy: number;
+  /** r_hard: k_h = ⌊T/r_hard⌋ hard snippets (20). */
   rHard: number;
-  /** Morphology structure lengths m < M. */
+  /** Small morphology structure length m (3). */
   m: number;
+  /** Large morphology structure length M (6). */
   M: number;
-  /** Dropout on the embeddings (0.7) and on the easy-mining mask (0.6). */
+  /** Dropout on the embeddings (0.7). */
   dropEmbed: number;
+  /** Dropout on the easy-mining mask (0.6). */
   dropEasy: number;
   /** NCE temperature. */
   tau: number;

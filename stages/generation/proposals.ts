@@ -124,7 +124,9 @@ export function oicScore(
 
 /** A proposal in upsampled units (before time conversion). */
 export interface RawProposal {
+  /** Class id. */
   classId: number;
+  /** OIC score. */
   score: number;
   /** First upsampled unit. */
   start: number;
@@ -134,9 +136,13 @@ export interface RawProposal {
 
 /** A proposal in seconds. */
 export interface TimedProposal {
+  /** Class id. */
   classId: number;
+  /** OIC score. */
   score: number;
+  /** Start, seconds. */
   start: number;
+  /** End, seconds. */
   end: number;
 }
 

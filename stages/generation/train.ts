@@ -66,8 +66,9 @@ export interface GeneratorRun {
   bestStep: number;
   /** `loss`, `lossCls`, `lossInVideo`, `lossCross`, `testAverageMAP`, `testAccuracy`. */
   curves: Record<string, CurvePoint[]>;
-  /** Wall seconds of training + evaluations, and of the final proposal extraction. */
+  /** Wall seconds of training and its periodic evaluations. */
   trainSeconds: number;
+  /** Wall seconds of the whole run (training + final proposal extraction). */
   seconds: number;
   /** Path of the best checkpoint, when written. */
   checkpoint?: string;
@@ -94,15 +95,17 @@ export function tiousFor(ds: Dataset, cfg: GeneratorConfig): number[] {
 }
 
 /** Loads features of videos, keeping them in memory while the total fits `budget` bytes. */
-class FeatureCache {
+export class FeatureCache {
   #ds: Dataset;
   #mem = new Map<string, VideoFeatures>();
   #used = 0;
   #budget: number;
+  /** A cache over `ds` keeping up to `budget` bytes of features in memory. */
   constructor(ds: Dataset, budget: number) {
     this.#ds = ds;
     this.#budget = budget;
   }
+  /** Features of a video (checked against the dataset's dim); errors name the video. */
   async get(meta: VideoMeta): Promise<VideoFeatures> {
     const hit = this.#mem.get(meta.id);
     if (hit) return hit;
@@ -230,22 +233,14 @@ function exactMatchAccuracy(inf: readonly VideoInference[], C: number): number {
 export async function evaluateOn(
   params: GeneratorParams,
   metas: readonly VideoMeta[],
-  cache: FeatureCacheLike,
+  cache: FeatureCache,
   ds: Dataset,
   cfg: GeneratorConfig,
 ): Promise<{ detections: Detection[]; eval: EvalResult; accuracy: number }> {
-  const inf = await inferVideos(params, metas, cache as FeatureCache, cfg, ds.featureDim);
+  const inf = await inferVideos(params, metas, cache, cfg, ds.featureDim);
   const detections = proposalsOf(inf, ds.classes, cfg);
   const ev = evaluateDetections(groundTruthOf(metas), detections, { tious: tiousFor(ds, cfg) });
   return { detections, eval: ev, accuracy: exactMatchAccuracy(inf, ds.classes.length) };
-}
-
-/** Opaque feature cache handle (see {@linkcode newFeatureCache}). */
-export type FeatureCacheLike = object;
-
-/** A feature cache over a dataset (memory bound `budget` bytes). */
-export function newFeatureCache(ds: Dataset, budget: number): FeatureCacheLike {
-  return new FeatureCache(ds, budget);
 }
 
 /** A prepared training batch (host arrays). */
@@ -257,10 +252,15 @@ interface HostBatch {
 
 /** Values of one step's losses. */
 export interface StepLosses {
+  /** L_G. */
   total: number;
+  /** L_cls (MIL). */
   cls: number;
+  /** L_IV. */
   inVideo: number;
+  /** Σ_pairs (w_cv/P)·L_CV. */
   cross: number;
+  /** Cross-video pairs P in the batch. */
   pairs: number;
   /** Global L2 norm of the gradient (before weight decay); NaN/Infinity flags a broken step. */
   gradNorm: number;

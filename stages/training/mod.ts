@@ -3,10 +3,7 @@
  *
  * @module
  */
-export {
-  configFromOptions as studentConfigFromOptions,
-  studentPlugin,
-} from "./plugin.ts";
+export { configFromOptions as studentConfigFromOptions, studentPlugin } from "./plugin.ts";
 export {
   DEFAULT as STUDENT_DEFAULT_PRESET,
   PAPER as STUDENT_PAPER_PRESET,
@@ -18,9 +15,9 @@ export {
   detectSplit,
   groundTruthOf,
   loadStudent,
-  trainStudent,
   type TrainOptions as StudentTrainOptions,
   type TrainOutcome as StudentTrainOutcome,
+  trainStudent,
 } from "./train.ts";
 export { predictVideo } from "./infer.ts";
 export { hardNms, softNms } from "./nms.ts";
