@@ -4,7 +4,14 @@
  * @module
  */
 import type { BackendName } from "../lib/backend.ts";
-import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
+import {
+  isInteractive,
+  keyValueOptions,
+  logErr,
+  numberFlag,
+  parseFlags,
+  Progress,
+} from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
 import {
   formatAblationTable,
@@ -31,6 +38,8 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --no-cross-video      generator without cross-video contrast (CoLA baseline)
   --no-ema              student without the EMA-teacher phase
   --gamma G --eta E     prior filter thresholds (default 0.2, 0.4)
+  --generator-option K=V --filter-option K=V --student-option K=V   any stage option
+                        (repeatable; V read as JSON when valid, e.g. iterations=200)
   --dim D --videos N    synthetic dataset size (default 128-d, all 412 videos)
   --ablate              run the four ablation rows and print their table
   --json                last stdout line: all figures as one JSON object`;
@@ -54,6 +63,9 @@ export async function run(args: string[]): Promise<number> {
     "no-cross-video": { type: "boolean", default: false },
     "no-ema": { type: "boolean", default: false },
     gamma: { type: "string" },
+    "generator-option": { type: "string", multiple: true },
+    "filter-option": { type: "string", multiple: true },
+    "student-option": { type: "string", multiple: true },
     eta: { type: "string" },
     dim: { type: "string" },
     videos: { type: "string" },
@@ -65,7 +77,11 @@ export async function run(args: string[]): Promise<number> {
   if (preset !== "default" && preset !== "paper") {
     throw new InputError(`run: --preset must be default or paper, got "${preset}"`);
   }
-  const filterOptions: Record<string, unknown> = {};
+  const filterOptions = keyValueOptions(
+    "run",
+    "filter-option",
+    values["filter-option"] as string[] | undefined,
+  );
   const gamma = numberFlag("run", values, "gamma");
   const eta = numberFlag("run", values, "eta");
   if (gamma !== undefined) filterOptions.gamma = gamma;
@@ -84,6 +100,16 @@ export async function run(args: string[]): Promise<number> {
     generator: values.generator as string | undefined,
     filter: values.filter as string | undefined,
     filterOptions,
+    generatorOptions: keyValueOptions(
+      "run",
+      "generator-option",
+      values["generator-option"] as string[] | undefined,
+    ),
+    studentOptions: keyValueOptions(
+      "run",
+      "student-option",
+      values["student-option"] as string[] | undefined,
+    ),
     student: values.student as string | undefined,
     plugins: (values.plugin as string[] | undefined) ?? [],
     crossVideo: !values["no-cross-video"],

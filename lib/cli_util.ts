@@ -102,3 +102,26 @@ export class Progress {
     process.stderr.write("\n");
   }
 }
+
+/**
+ * Parses repeated `KEY=VALUE` flags into an options object; VALUE is read as JSON when it is
+ * valid JSON (numbers, booleans, arrays), else kept as a string.
+ */
+export function keyValueOptions(
+  command: string,
+  flag: string,
+  list: string[] | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of list ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new InputError(`${command}: --${flag} must be KEY=VALUE, got "${kv}"`);
+    const v = kv.slice(eq + 1);
+    try {
+      out[kv.slice(0, eq)] = JSON.parse(v);
+    } catch {
+      out[kv.slice(0, eq)] = v;
+    }
+  }
+  return out;
+}

@@ -116,7 +116,7 @@ export function mapChartSvg(tiou: number[], series: MapSeries[]): string {
 /** A small line chart of one or more curves sharing an x axis. */
 export function curveChartSvg(title: string, curves: Record<string, CurvePoint[]>): string {
   const entries = Object.entries(curves).filter(([, c]) => c.length > 0);
-  const W = 420, H = 200, L = 50, R = 10, T = 24, B = 28;
+  const W = 300, H = 160, L = 50, R = 10, T = 24, B = 28;
   const pw = W - L - R, ph = H - T - B;
   const xs = entries.flatMap(([, c]) => c.map((p) => p.step));
   const ys = entries.flatMap(([, c]) => c.map((p) => p.value)).filter(Number.isFinite);
@@ -213,9 +213,12 @@ export function renderReport(d: ReportData): string {
       }<td><b>${(s.average * 100).toFixed(1)}</b></td></tr>`
     ).join("")
   }</table>`;
-  const curves = Object.entries(d.curves).filter(([, c]) => Object.keys(c).length > 0).map((
-    [stage, c],
-  ) => curveChartSvg(stage, c)).join("\n");
+  // One small chart per curve: losses and mAPs live on different scales.
+  const curves = Object.entries(d.curves).flatMap(([stage, c]) =>
+    Object.entries(c).filter(([, pts]) => pts.length > 0).map(([name, pts]) =>
+      curveChartSvg(`${stage}: ${name}`, { [name]: pts })
+    )
+  ).join("\n");
   const legend = labels.map((l) =>
     `<span class="lg"><i style="background:${colors.get(l)}"></i>${esc(l)}</span>`
   ).join(" ");

@@ -32,7 +32,7 @@ function sampleReport(): string {
 Deno.test("report: self-contained HTML with inline SVG, escaped text, no network", () => {
   const html = sampleReport();
   assert.match(html, /^<!DOCTYPE html>/);
-  assert.equal((html.match(/<svg /g) ?? []).length, 4); // mAP chart, 2 curves, 1 timeline
+  assert.equal((html.match(/<svg /g) ?? []).length, 4); // mAP chart, 2 curve charts, 1 timeline
   assert.ok(html.includes("report test &lt;run&gt;"));
   assert.ok(!/\b(src|href)=["']https?:/.test(html), "must not load anything from the network");
   assert.ok(!html.includes("<script"), "no scripts needed");
