@@ -12,6 +12,9 @@
  *
  * @module
  */
+// Inline `npm:` specifiers are the point of this file (see above), so the lint rule against
+// them does not apply here.
+// deno-lint-ignore-file no-import-prefix
 export * as tf from "npm:@tensorflow/tfjs@4.22.0";
 export * as fflate from "npm:fflate@0.8.2";
 

@@ -22,7 +22,9 @@ function time(fn) {
   return Math.round(n / 1e6 / (best / 1000));
 }
 const out = {
-  runtime: globalThis.Bun ? `bun ${globalThis.Bun.version}` : `deno ${globalThis.Deno.version.deno}`,
+  runtime: globalThis.Bun
+    ? `bun ${globalThis.Bun.version}`
+    : `deno ${globalThis.Deno.version.deno}`,
   "gunzip zlib": time(() => zlib.gunzipSync(gz)),
   "gunzip fflate": time(() => fflate.gunzipSync(gz)),
   "inflateRaw zlib": time(() => zlib.inflateRawSync(raw)),

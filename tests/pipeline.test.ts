@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
+import { findChromium, renderInChromium } from "../lib/chromium.ts";
+
+const ROOT = path.resolve(import.meta.dirname!, "..");
+
+/** A pipeline small enough for a test: 16 videos, 16-d, a few steps per stage. */
+export const TINY_GENERATOR = { iterations: 4, evalEvery: 2, batch: 4, snippets: 32 };
+export const TINY_STUDENT = {
+  epochs: 3,
+  switchEpoch: 2,
+  batch: 4,
+  dim: 16,
+  mlpDim: 24,
+  levels: 3,
+  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+  gnGroups: 4,
+  numBins: 4,
+  maxSeqLen: 128,
+  emaDecay: 0.8,
+};
+
+function tinyConfig(out: string, logs: string[]): FuSTALConfig {
+  return {
+    out,
+    backend: "wasm",
+    seed: 1,
+    synth: { dim: 16, videos: 16 },
+    generatorOptions: TINY_GENERATOR,
+    studentOptions: TINY_STUDENT,
+    onLog: (l) => logs.push(l),
+  };
+}
+
+Deno.test("pipeline: runFuSTAL end to end on tiny synthetic data, then --resume skips every stage", async (t) => {
+  const out = await Deno.makeTempDir({ prefix: "fustal-pipeline-" });
+  const logs: string[] = [];
+  const r = await runFuSTAL(tinyConfig(out, logs));
+  assert.equal(r.backend.name, "wasm");
+  assert.equal(r.tiou.length, 7);
+  for (
+    const m of [r.generator.test, r.pseudoLabels.before, r.pseudoLabels.after, r.student.final]
+  ) {
+    assert.equal(m.mAP.length, 7);
+    assert.ok(m.average >= 0 && m.average <= 1);
+  }
+  assert.ok(r.student.beforeSwitch, "before-switch figures with EMA on");
+  assert.ok(r.pseudoLabels.before.proposals >= r.pseudoLabels.after.proposals);
+  for (
+    const f of ["proposals", "generatorTest", "pseudoLabels", "detections", "metrics", "report"]
+  ) {
+    const file = (r.files as Record<string, string>)[f];
+    assert.ok((await Deno.stat(file)).size > 0, `${f} written`);
+  }
+  const metrics = JSON.parse(await Deno.readTextFile(path.join(out, "metrics.json")));
+  assert.deepEqual(metrics.student.final, r.student.final);
+  // no temp files left behind by the atomic writes
+  for await (const e of Deno.readDir(out)) assert.ok(!e.name.includes(".tmp-"), e.name);
+
+  await t.step("resume: every stage is loaded, figures identical", async () => {
+    const logs2: string[] = [];
+    const r2 = await runFuSTAL({ ...tinyConfig(out, logs2), resume: true });
+    assert.ok(
+      logs2.some((l) => l.startsWith("resume: finished stages data, generation")),
+      logs2.join("\n"),
+    );
+    assert.ok(logs2.some((l) => l.startsWith("generation: loaded")));
+    assert.ok(!logs2.some((l) => l.includes("epoch")), "student not retrained");
+    assert.deepEqual(r2.generator.test, r.generator.test);
+    assert.deepEqual(r2.pseudoLabels, r.pseudoLabels);
+    assert.deepEqual(r2.student.final, r.student.final);
+  });
+
+  await t.step("same seed, same backend, same result", async () => {
+    const again = await runFuSTAL(tinyConfig(await Deno.makeTempDir(), []));
+    assert.deepEqual(again.generator.test, r.generator.test);
+    assert.deepEqual(again.student.final, r.student.final);
+  });
+
+  await t.step("report.html renders in headless Chromium", async () => {
+    const chromium = await findChromium();
+    if (!chromium) {
+      console.log("SKIP: chromium not installed (Debian package `chromium`)");
+      return;
+    }
+    const shot = await renderInChromium(chromium, r.files.report);
+    assert.ok(shot.dom.includes("mAP per tIoU"));
+    assert.ok((shot.dom.match(/<svg/g) ?? []).length >= 5, "charts and timelines drawn");
+    assert.ok(shot.screenshotBytes > 20_000);
+  });
+});
+
+Deno.test("cli run: --json last line, user filter plugin from a folder outside the project", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fustal-run-cli-" });
+  const pluginFile = path.join(dir, "keep_best.ts");
+  // A plugin module that imports nothing from the project.
+  await Deno.writeTextFile(
+    pluginFile,
+    `export default {
+  kind: "filter",
+  name: "keep-best",
+  apply(proposals) {
+    return proposals.length ? [proposals.reduce((a, b) => (b.score > a.score ? b : a))] : [];
+  },
+};
+`,
+  );
+  const opt = (flag: string, o: Record<string, unknown>) =>
+    Object.entries(o).flatMap(([k, v]) => [flag, `${k}=${JSON.stringify(v)}`]);
+  const out = path.join(dir, "run");
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      path.join(ROOT, "mod.ts"),
+      "--out",
+      out,
+      "--videos",
+      "16",
+      "--dim",
+      "16",
+      "--backend",
+      "wasm",
+      "--plugin",
+      new URL(`file://${pluginFile}`).href,
+      "--filter",
+      "keep-best",
+      ...opt("--generator-option", TINY_GENERATOR),
+      ...opt("--student-option", TINY_STUDENT),
+      "--json",
+    ],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(r.stdout);
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const j = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  for (const k of ["tiou", "backend", "generator", "pseudoLabels", "student", "seconds"]) {
+    assert.ok(k in j, `--json has ${k}`);
+  }
+  for (const s of ["data", "generation", "selection", "training", "evaluation"]) {
+    assert.equal(typeof j.seconds[s], "number");
+  }
+  assert.equal(j.pseudoLabels.filter, "keep-best");
+  const pseudo = JSON.parse(await Deno.readTextFile(path.join(out, "pseudo_labels.json")));
+  for (const list of Object.values(pseudo.results) as unknown[][]) assert.ok(list.length <= 1);
+  assert.equal(j.pseudoLabels.after.proposals, Object.values(pseudo.results).flat().length);
+});
+
+Deno.test("cli run: bad flags and bad roots exit 2 with one line", async () => {
+  for (
+    const [args, re] of [
+      [["--preset", "huge"], /--preset must be default or paper/],
+      [["--root", "/nonexistent/dir"], /nonexistent/],
+      [["--filter", "nope", "--videos", "4", "--dim", "4"], /no filter plugin named "nope"/],
+      [["--backend", "tpu"], /unknown backend "tpu"/],
+    ] as [string[], RegExp][]
+  ) {
+    const dir = await Deno.makeTempDir();
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", path.join(ROOT, "mod.ts"), "--out", dir, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr).trim().split("\n");
+    assert.equal(r.code, 2, `${args.join(" ")}: ${err.join("\n")}`);
+    assert.match(err.at(-1)!, re);
+  }
+});
