@@ -3,6 +3,7 @@
  *
  * @module
  */
+import process from "node:process";
 import type { BackendName } from "../lib/backend.ts";
 import {
   isInteractive,
@@ -118,7 +119,8 @@ export async function run(args: string[]): Promise<number> {
       dim: numberFlag("run", values, "dim"),
       videos: numberFlag("run", values, "videos"),
     },
-    onLog: logErr,
+    // On a terminal, clear the progress bar's line before a log line; the bar redraws itself.
+    onLog: interactive ? (l) => process.stderr.write(`\r\x1b[K${l}\n`) : logErr,
     progress: (label, total) => new Progress(label, total, interactive),
   };
   if (values.ablate) {

@@ -69,3 +69,47 @@ Deno.test("bun: `bun run mod.ts eval` gives the same figures as Deno", async (t)
     assert.match(new TextDecoder().decode(r.stderr), /nonexistent\.json: file not found/);
   });
 });
+
+Deno.test("bun: `bun run mod.ts --backend wasm` runs the pipeline (tiny)", async () => {
+  if (!(await bunAvailable())) {
+    console.log("SKIP: bun or node_modules missing (run `npm install`; bun comes from npm)");
+    return;
+  }
+  const out = await Deno.makeTempDir({ prefix: "fustal-bun-run-" });
+  const r = await new Deno.Command("npx", {
+    args: [
+      "-y",
+      "bun@1.4.5",
+      "run",
+      "mod.ts",
+      "--backend",
+      "wasm",
+      "--videos",
+      "16",
+      "--dim",
+      "16",
+      "--out",
+      out,
+      "--generator-option",
+      "iterations=4",
+      "--generator-option",
+      "evalEvery=2",
+      "--student-option",
+      "epochs=2",
+      "--student-option",
+      "switchEpoch=1",
+      "--student-option",
+      "maxSeqLen=128",
+      "--json",
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(r.stdout);
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const j = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.equal(j.backend.name, "wasm");
+  assert.equal(j.student.final.mAP.length, 7);
+  assert.ok((await Deno.stat(`${out}/report.html`)).size > 0);
+});

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
+import {
+  formatAblationTable,
+  type FuSTALConfig,
+  runAblation,
+  runFuSTAL,
+} from "../stages/pipeline.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
 const ROOT = path.resolve(import.meta.dirname!, "..");
@@ -168,4 +173,26 @@ Deno.test("cli run: bad flags and bad roots exit 2 with one line", async () => {
     assert.equal(r.code, 2, `${args.join(" ")}: ${err.join("\n")}`);
     assert.match(err.at(-1)!, re);
   }
+});
+
+Deno.test("pipeline: --ablate runs the four rows on one dataset, sharing the cross-video generator", async () => {
+  const out = await Deno.makeTempDir({ prefix: "fustal-ablate-" });
+  const logs: string[] = [];
+  const rows = await runAblation({ ...tinyConfig(out, logs), out });
+  assert.deepEqual(rows.map((r) => [r.crossVideo, r.filter, r.ema]), [
+    [false, "score", false],
+    [true, "score", false],
+    [true, "prior", false],
+    [true, "prior", true],
+  ]);
+  // rows 2-4 use the same generator; row 1 trains its own without cross-video
+  assert.deepEqual(rows[2].result.generator.test, rows[1].result.generator.test);
+  assert.deepEqual(rows[3].result.generator.test, rows[1].result.generator.test);
+  assert.equal(rows[0].result.student.beforeSwitch, undefined, "no EMA phase in row 1");
+  assert.ok(rows[3].result.student.beforeSwitch, "row 4 has the EMA phase");
+  const table = formatAblationTable(rows).split("\n");
+  assert.equal(table.length, 6);
+  assert.match(table[5], /^\+ EMA distillation/);
+  const saved = JSON.parse(await Deno.readTextFile(path.join(out, "ablation.json")));
+  assert.equal(saved.length, 4);
 });
