@@ -22,6 +22,7 @@ Trains the generator (CoLA + FuSTAL cross-video contrast) from video-level label
   OUT/proposals.json         pseudo proposals of the training videos
   OUT/generator_test.json    the generator's detections on the test videos
   OUT/generator_best.ckpt    the weights with the best average test mAP
+  OUT/generator_state.ckpt   the resumable training state (see --resume)
   OUT/generator_summary.json the figures below, training curves and the config
 
 flags:
@@ -35,6 +36,10 @@ flags:
   --snippets N        snippets sampled per video
   --hidden N          embedding width (default: the feature dim)
   --eval-every N      test evaluation (model selection) every N iterations
+  --checkpoint-every N  write OUT/generator_state.ckpt every N iterations (default: at each
+                      evaluation) and after the last one
+  --resume            continue a killed run from OUT/generator_state.ckpt (give the same
+                      flags; a different config is an error); trains from scratch if absent
   --seed N            seed (default 3407)
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
@@ -55,6 +60,8 @@ export async function run(args: string[]): Promise<number> {
     snippets: { type: "string" },
     hidden: { type: "string" },
     "eval-every": { type: "string" },
+    "checkpoint-every": { type: "string" },
+    resume: { type: "boolean" },
     seed: { type: "string" },
     "no-cross-video": { type: "boolean" },
     tiou: { type: "string" },
@@ -73,6 +80,7 @@ export async function run(args: string[]): Promise<number> {
     snippets: numberFlag("generate", values, "snippets"),
     hidden: numberFlag("generate", values, "hidden"),
     evalEvery: numberFlag("generate", values, "eval-every"),
+    checkpointEvery: numberFlag("generate", values, "checkpoint-every"),
     seed: numberFlag("generate", values, "seed"),
     crossVideo: values["no-cross-video"] ? false : undefined,
     tious: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
@@ -99,6 +107,7 @@ export async function run(args: string[]): Promise<number> {
     log: logErr,
     progress: (label, total) => new Progress(label, total, interactive),
     outDir: out,
+    resume: Boolean(values.resume),
   });
   const trainIds = ds.list("train").map((m) => m.id), testIds = ds.list("test").map((m) => m.id);
   await atomicWriteJson(
@@ -121,7 +130,7 @@ export async function run(args: string[]): Promise<number> {
   };
   await atomicWriteJson(
     path.join(out, "generator_summary.json"),
-    { ...summary, config: cfg, curves: r.curves, counts: r.counts },
+    { ...summary, config: cfg, curves: r.curves, counts: r.counts, resumedFrom: r.resumedFrom },
   );
   const pct = (v: number) => (100 * v).toFixed(1);
   logErr(

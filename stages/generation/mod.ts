@@ -1,7 +1,7 @@
 /**
  * Public API of the generation stage (re-exported by the root `mod.ts`): the `cola-xv`
  * generator plugin, the training entry point, the presets, the SPEC §4 proposal pipeline and
- * the checkpoint reader.
+ * the checkpoint reader and the resumable training-state file.
  *
  * @module
  */
@@ -21,3 +21,8 @@ export {
   type VideoOutputs,
 } from "./proposals.ts";
 export { type CheckpointHeader, loadCheckpoint, saveCheckpoint } from "./model.ts";
+export {
+  loadTrainState,
+  STATE_FILE as GENERATOR_STATE_FILE,
+  type TrainStateMeta as GeneratorTrainState,
+} from "./checkpoint.ts";

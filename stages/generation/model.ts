@@ -295,6 +295,42 @@ export class Adam {
       });
     }
   }
+  /**
+   * Host copies of the first and second moments by parameter name (empty before the first
+   * update), for the resumable training state.
+   */
+  async moments(): Promise<{
+    m: Record<string, { shape: number[]; data: Float32Array }>;
+    v: Record<string, { shape: number[]; data: Float32Array }>;
+  }> {
+    const host = async (src: Map<string, tf.Variable>) => {
+      const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+      for (const [k, t] of src) {
+        out[k] = { shape: [...t.shape], data: (await t.data()) as Float32Array };
+      }
+      return out;
+    };
+    return { m: await host(this.#m), v: await host(this.#v) };
+  }
+  /** Restores the step count and the moments saved by {@linkcode Adam.moments}. */
+  setMoments(
+    t: number,
+    m: Record<string, { shape: number[]; data: Float32Array }>,
+    v: Record<string, { shape: number[]; data: Float32Array }>,
+  ): void {
+    this.dispose();
+    this.t = t;
+    const toVar = (x: { shape: number[]; data: Float32Array }) => {
+      const init = tf.tensor(x.data, x.shape);
+      const out = tf.variable(init, false);
+      init.dispose();
+      return out;
+    };
+    for (const [k, x] of Object.entries(m)) {
+      this.#m.set(k, toVar(x));
+      this.#v.set(k, toVar(v[k]));
+    }
+  }
   /** Frees the moment buffers. */
   dispose(): void {
     for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();

@@ -6,7 +6,9 @@
  * Options (`context.options`): `preset` (`default` | `paper`), `crossVideo` (false = the CoLA
  * baseline) and any {@linkcode GeneratorConfig} field (`iterations`, `batch`, `lr`,
  * `snippets`, `evalEvery`, `hidden`, `tious`, ...). The seed is `context.seed` unless the
- * options give one. The best checkpoint goes to `context.outDir/generator_best.ckpt`.
+ * options give one. The best checkpoint goes to `context.outDir/generator_best.ckpt` and the
+ * resumable training state to `context.outDir/generator_state.ckpt` (every `checkpointEvery`
+ * iterations, default at each evaluation); with `context.resume` training continues from it.
  *
  * @module
  */
@@ -72,13 +74,11 @@ export function toResultsJson(
 /** Runs the generator stage on a dataset with a {@linkcode StageContext}. */
 export async function generate(dataset: Dataset, context: StageContext): Promise<GeneratorResult> {
   const cfg = configFromOptions(context.options, context.seed);
-  if (context.resume) {
-    context.log("generator: resume is not supported; training the generator from scratch");
-  }
   const run = await trainGenerator(dataset, cfg, {
     log: (l) => context.log(l),
     progress: (label, total) => context.progress(label, total),
     outDir: context.outDir,
+    resume: context.resume,
   });
   return {
     train: run.train,
@@ -91,6 +91,7 @@ export async function generate(dataset: Dataset, context: StageContext): Promise
       seconds: run.seconds,
       trainSeconds: run.trainSeconds,
       checkpoint: run.checkpoint,
+      resumedFrom: run.resumedFrom,
       pseudoLabelMAP: run.trainEval.mAP,
       pseudoLabelAverage: run.trainEval.average,
       testMAP: run.testEval.mAP,

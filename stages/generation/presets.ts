@@ -34,6 +34,11 @@ export interface GeneratorConfig {
   eps: number;
   /** Evaluate on the test split every this many iterations (and after the last one). */
   evalEvery: number;
+  /**
+   * Write the resumable training state (`generator_state.ckpt`) every this many iterations
+   * and after the last one; null = at each evaluation (`evalEvery`). Does not change results.
+   */
+  checkpointEvery: number | null;
   /** Seed of every random draw (init, sampling, shuffles, dropouts). */
   seed: number;
   /** Embedding width H; null = the input feature dim (the published model). */
@@ -86,6 +91,7 @@ const COMMON = {
   crossWeight: 0.2,
   crossVideo: true,
   tious: null,
+  checkpointEvery: null,
   cacheBytes: 2 * 1024 ** 3,
 } as const;
 
@@ -142,6 +148,7 @@ export function validateConfig(c: GeneratorConfig): void {
   int("evalEvery", c.evalEvery, 1);
   int("seed", c.seed, 0);
   if (c.hidden !== null) int("hidden", c.hidden, 1);
+  if (c.checkpointEvery !== null) int("checkpointEvery", c.checkpointEvery, 1);
   if (!(c.lr > 0)) throw new InputError(`generator config: lr must be > 0, got ${c.lr}`);
   if (!(c.m < c.M)) throw new InputError(`generator config: m must be < M`);
 }

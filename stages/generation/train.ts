@@ -5,6 +5,11 @@
  * average mAP kept (checkpoint written atomically), then the selected weights produce the
  * pseudo proposals on the training videos and the detections on the test videos.
  *
+ * Long runs resume: every `checkpointEvery` iterations (default: at each evaluation) and after
+ * the last one, the whole training state goes atomically to `generator_state.ckpt`
+ * (checkpoint.ts); with `resume` the loop continues from it and ends with exactly the results
+ * of an uninterrupted run (same seed, same backend).
+ *
  * Only the weak labels (`VideoMeta.labels`) of training videos are used for training; their
  * annotations are read only to report pseudo-label quality.
  *
@@ -14,6 +19,7 @@ import * as path from "node:path";
 import { tf } from "../../deps.ts";
 import { Rng } from "../../lib/rng.ts";
 import { InputError } from "../../lib/errors.ts";
+import { exists } from "../../lib/io.ts";
 import type { Detection, GroundTruth } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
@@ -41,6 +47,13 @@ import { mineCounts, mineSnippets, topKIndices, topKTimeMask } from "./mining.ts
 import { contrastLoss, identicalLabelPairs, milLoss } from "./losses.ts";
 import { gatherRows, randomPerturbIndices, uniformIndices } from "./sampling.ts";
 import { extractProposals } from "./proposals.ts";
+import {
+  configDiff,
+  type HostTensors,
+  loadTrainState,
+  saveTrainState,
+  STATE_FILE,
+} from "./checkpoint.ts";
 
 /** Hooks of a training run (logging, progress, where to write the checkpoint). */
 export interface TrainHooks {
@@ -48,8 +61,16 @@ export interface TrainHooks {
   log?(line: string): void;
   /** A progress indicator. */
   progress?(label: string, total: number): ProgressSink;
-  /** Folder for `generator_best.ckpt`; nothing is written when absent. */
+  /**
+   * Folder for `generator_best.ckpt` and the resumable `generator_state.ckpt`; nothing is
+   * written when absent.
+   */
   outDir?: string;
+  /**
+   * Continue from `outDir/generator_state.ckpt` when it exists (its config must match, else
+   * an InputError naming the file and the differing keys); train from scratch otherwise.
+   */
+  resume?: boolean;
 }
 
 /** Everything a generator run produces. */
@@ -66,12 +87,14 @@ export interface GeneratorRun {
   bestStep: number;
   /** `loss`, `lossCls`, `lossInVideo`, `lossCross`, `testAverageMAP`, `testAccuracy`. */
   curves: Record<string, CurvePoint[]>;
-  /** Wall seconds of training and its periodic evaluations. */
+  /** Wall seconds of training and its periodic evaluations (all invocations of a resumed run). */
   trainSeconds: number;
   /** Wall seconds of the whole run (training + final proposal extraction). */
   seconds: number;
   /** Path of the best checkpoint, when written. */
   checkpoint?: string;
+  /** Iteration the run resumed from (absent: trained from scratch). */
+  resumedFrom?: number;
   /** Videos used (training videos without any label are skipped). */
   counts: { train: number; test: number; skippedUnlabeled: number };
 }
@@ -406,7 +429,13 @@ export async function trainGenerator(
   const opt = new Adam(cfg);
   const cache = new FeatureCache(ds, cfg.cacheBytes);
   const sampleRng = rng.fork(), dropRng = rng.fork(), shuffleRng = rng.fork();
-  const curves: Record<string, CurvePoint[]> = {
+  const streams: Record<string, Rng> = {
+    main: rng,
+    sample: sampleRng,
+    drop: dropRng,
+    shuffle: shuffleRng,
+  };
+  let curves: Record<string, CurvePoint[]> = {
     loss: [],
     lossCls: [],
     lossInVideo: [],
@@ -415,6 +444,7 @@ export async function trainGenerator(
     testAccuracy: [],
   };
   const ckptFile = hooks.outDir ? path.join(hooks.outDir, "generator_best.ckpt") : undefined;
+  const stateFile = hooks.outDir ? path.join(hooks.outDir, STATE_FILE) : undefined;
   let best: {
     step: number;
     score: number;
@@ -454,10 +484,90 @@ export async function trainGenerator(
       if (ckptFile) await writeCkpt(step, best.score, best.values);
     }
   };
-  const bar = hooks.progress?.("generator", cfg.iterations);
   let order: VideoMeta[] = [];
   let pos = 0;
-  for (let it = 1; it <= cfg.iterations; it++) {
+  let start = 1;
+  let trainedBefore = 0;
+  let resumedFrom: number | undefined;
+  const shapes = () => ({
+    w1: [...params.w1.shape],
+    b1: [...params.b1.shape],
+    w2: [...params.w2.shape],
+  });
+  const hostGroup = (values: Record<string, Float32Array>): HostTensors => {
+    const sh = shapes();
+    return Object.fromEntries(
+      Object.entries(values).map(([k, data]) => [k, { shape: sh[k as keyof typeof sh], data }]),
+    );
+  };
+  const saveState = async (it: number) => {
+    const { m, v } = await opt.moments();
+    await saveTrainState(stateFile!, {
+      format: "fustal-generator-state",
+      version: 1,
+      iteration: it,
+      inputDim: D,
+      hidden: H,
+      classes: [...ds.classes],
+      config: cfg,
+      adamStep: opt.t,
+      rng: Object.fromEntries(Object.entries(streams).map(([k, r]) => [k, r.state()])),
+      order: order.map((mt) => mt.id),
+      pos,
+      videos: { train: trainMetas.length, test: testMetas.length },
+      best: { step: best.step, score: best.score, test: best.test, eval: best.eval },
+      curves,
+      trainSeconds: trainedBefore + (performance.now() - t0) / 1000,
+    }, {
+      params: hostGroup(await snapshotParams(params)),
+      "adam.m": m,
+      "adam.v": v,
+      best: hostGroup(best.values),
+    });
+  };
+  if (hooks.resume && stateFile && await exists(stateFile)) {
+    const { meta, groups } = await loadTrainState(stateFile);
+    const diff = configDiff(meta.config, cfg);
+    if (diff.length) {
+      throw new InputError(
+        `${stateFile}: saved with a different generator config (${diff.join(", ")}); ` +
+          `use the same settings or run without --resume`,
+      );
+    }
+    const byId = new Map(trainMetas.map((mt) => [mt.id, mt]));
+    const sameData = meta.inputDim === D && meta.hidden === H &&
+      JSON.stringify(meta.classes) === JSON.stringify(ds.classes) &&
+      meta.videos.train === trainMetas.length && meta.videos.test === testMetas.length &&
+      meta.order.every((id) => byId.has(id));
+    if (!sameData) {
+      throw new InputError(
+        `${stateFile}: saved for a different dataset (feature dim, classes or videos differ)`,
+      );
+    }
+    const values = (g: HostTensors) =>
+      Object.fromEntries(Object.entries(g).map(([k, t]) => [k, t.data]));
+    restoreParams(params, values(groups.params));
+    opt.setMoments(meta.adamStep, groups["adam.m"] ?? {}, groups["adam.v"] ?? {});
+    for (const [k, r] of Object.entries(streams)) r.setState(meta.rng[k]);
+    order = meta.order.map((id) => byId.get(id)!);
+    pos = meta.pos;
+    best = {
+      step: meta.best.step,
+      score: meta.best.score,
+      values: values(groups.best),
+      test: meta.best.test,
+      eval: meta.best.eval,
+    };
+    curves = meta.curves;
+    trainedBefore = meta.trainSeconds;
+    start = meta.iteration + 1;
+    resumedFrom = meta.iteration;
+    log(`generator: resumed from ${stateFile} at iteration ${meta.iteration}`);
+  }
+  const every = cfg.checkpointEvery ?? cfg.evalEvery;
+  const bar = hooks.progress?.("generator", cfg.iterations);
+  if (start > 1) bar?.update(start - 1, "resumed");
+  for (let it = start; it <= cfg.iterations; it++) {
     // A pass is ⌈n/B⌉ batches (the last one may be smaller); then reshuffle and resample.
     if (pos >= order.length) {
       order = shuffleRng.shuffle([...trainMetas]);
@@ -478,6 +588,7 @@ export async function trainGenerator(
     curves.lossCross.push({ step: it, value: l.cross });
     bar?.update(it, `loss ${l.total.toFixed(4)}`);
     if (it % cfg.evalEvery === 0 || it === cfg.iterations) await evaluateNow(it);
+    if (stateFile && (it % every === 0 || it === cfg.iterations)) await saveState(it);
   }
   bar?.done();
   if (cfg.iterations === 0) await evaluateNow(0);
@@ -487,7 +598,7 @@ export async function trainGenerator(
     best = { step: cfg.iterations, score: -Infinity, values: await snapshotParams(params) };
     if (ckptFile) await writeCkpt(best.step, NaN, best.values);
   }
-  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainSeconds = trainedBefore + (performance.now() - t0) / 1000;
   restoreParams(params, best.values);
   let testDet = best.test, testEval = best.eval;
   if (!testDet || !testEval) {
@@ -512,6 +623,7 @@ export async function trainGenerator(
     trainSeconds,
     seconds: (performance.now() - t0) / 1000,
     checkpoint: ckptFile,
+    resumedFrom,
     counts: {
       train: trainMetas.length,
       test: testMetas.length,

@@ -373,6 +373,8 @@ async function runTraining(
     let sumLoss = 0;
     const sums = { cls: 0, reg: 0, mil: 0 };
     const ms = { host: 0, teacher: 0, step: 0 };
+    // Labels per crop (generator labels kept by the crop; teacher labels when relabelled).
+    const labelCount = { gen: 0, teacher: 0, crops: 0 };
     for (let it = 0; it < itersPerEpoch; it++) {
       const ids = order.slice(it * bsz, (it + 1) * bsz);
       let tm = performance.now();
@@ -396,6 +398,8 @@ async function runTraining(
           length: crop.length,
         });
         segsList.push(crop.segs);
+        labelCount.gen += crop.segs.length;
+        labelCount.crops++;
         metas.push(meta);
       }
       if (teacher) {
@@ -412,6 +416,7 @@ async function runTraining(
           const round = (x: number) =>
             Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
           segsList[i] = keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
+          labelCount.teacher += keep.length;
         });
         ms.teacher += performance.now() - tm;
         tm = performance.now();
@@ -517,7 +522,11 @@ async function runTraining(
         `mil ${(sums.mil / n).toFixed(4)}) ${sec.toFixed(1)} s (host ${
           (ms.host / 1000).toFixed(1)
         }, ` +
-        `teacher ${(ms.teacher / 1000).toFixed(1)}, step ${(ms.step / 1000).toFixed(1)})`,
+        `teacher ${(ms.teacher / 1000).toFixed(1)}, step ${(ms.step / 1000).toFixed(1)}); ` +
+        `labels per crop: pseudo ${(labelCount.gen / Math.max(1, labelCount.crops)).toFixed(2)}` +
+        (teacher
+          ? `, teacher ${(labelCount.teacher / Math.max(1, labelCount.crops)).toFixed(2)}`
+          : ""),
     );
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
