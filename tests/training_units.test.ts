@@ -11,6 +11,8 @@ import { countParams, makeLayout, paramSpecs, PRIOR_BIAS } from "../stages/train
 import { hardNms, softNms } from "../stages/training/nms.ts";
 import { conv1d, maxPool3s2 } from "../stages/training/ops.ts";
 import { DEFAULT, PAPER } from "../stages/training/presets.ts";
+import { postprocess, type RawOutput, toSeconds } from "../stages/training/infer.ts";
+import { actionFormerGrid, gridToSeconds, secondsToGrid } from "../datasets/time.ts";
 
 await initBackend("cpu");
 
@@ -175,4 +177,56 @@ Deno.test("training: checkpoint bytes round trip", () => {
   assert.equal(r2.normal(), rng.normal());
   assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 4), "x.ckpt"), /truncated/);
   assert.throws(() => decodeCheckpoint(new Uint8Array(20), "y.ckpt"), /y.ckpt: not a student/);
+});
+
+Deno.test("training: a perfect target decodes back to its segment and seconds; teacher class filter", () => {
+  // Assignment -> heads that express exactly the assigned targets -> post-processing must give
+  // the pseudo segment back (levels, strides, bins and the grid/seconds conversion agree).
+  const cfg = { ...DEFAULT };
+  const K = 3;
+  const grid = actionFormerGrid(30);
+  const gtSec: [number, number] = [2.1, 6.3];
+  const seg = { a: secondsToGrid(grid, gtSec[0]), b: secondsToGrid(grid, gtSec[1]), c: 1 };
+  const t0 = 128;
+  const layout = makeLayout(t0, cfg);
+  const tg = assignTargets([seg], layout, 100, K, cfg.regressionRanges, cfg.centerRadius);
+  assert.ok(tg.numPos >= 2);
+  const L = layout.total;
+  const nb = cfg.numBins;
+  const no = 2 * (nb + 1);
+  const cls = new Float32Array(L * K).fill(-12);
+  const off = new Float32Array(L * no).fill(-1e4);
+  // A distance d in strides as the expectation of two adjacent bins (weights 1-f and f).
+  const put = (row: number, base: number, binOf: (j: number) => number, d: number) => {
+    const lo = Math.floor(d);
+    const f = d - lo;
+    off[row * no + base + binOf(lo)] = Math.log(Math.max(1 - f, 1e-30));
+    if (f > 0) off[row * no + base + binOf(lo + 1)] = Math.log(f);
+  };
+  for (let r = 0; r < L; r++) {
+    if (!tg.pos[r]) continue;
+    for (let c = 0; c < K; c++) if (tg.cls[r * K + c]) cls[r * K + c] = 4;
+    cls[r * K + 2] = 3; // a second class on the same rows (not a weak label below)
+    put(r, 0, (d) => nb - d, tg.reg[2 * r]); // left: bin j holds distance nb - j
+    put(r, nb + 1, (d) => d, tg.reg[2 * r + 1]); // right: bin j holds distance j
+  }
+  const zeros = new Float32Array(L * K);
+  const raw: RawOutput = { cls, start: zeros, end: zeros, off, layout, len: 100 };
+  const dets = postprocess(raw, K, cfg);
+  assert.equal(dets[0].c, 1);
+  for (const d of dets) {
+    assert.ok(Math.abs(d.a - seg.a) < 1e-3 && Math.abs(d.b - seg.b) < 1e-3, JSON.stringify(d));
+  }
+  const [sec] = toSeconds(dets, "v", grid, 20, ["A", "B", "C"]);
+  assert.ok(
+    Math.abs(sec.segment[0] - gtSec[0]) < 1e-4 && Math.abs(sec.segment[1] - gtSec[1]) < 1e-4,
+  );
+  assert.ok(Math.abs(gridToSeconds(grid, 73) - 10) < 1e-9); // SPEC: 10 s at 30 fps is g = 73
+  // Teacher: only the video's weak classes; the keep-one fallback respects them as well.
+  assert.ok(dets.some((d) => d.c === 2));
+  const only1 = postprocess(raw, K, cfg, 0.4, new Set([1]));
+  assert.ok(only1.length > 0 && only1.every((d) => d.c === 1));
+  const fallback = postprocess(raw, K, cfg, 0.999, new Set([2]));
+  assert.equal(fallback.length, 1);
+  assert.equal(fallback[0].c, 2);
 });

@@ -88,12 +88,17 @@ export function runNetwork(
  * score is higher, so the detections that end above `minProb` are exactly those of the full
  * run. When none survives, the single most probable candidate (which Soft-NMS emits first,
  * undecayed) is returned, as the teacher's keep-at-least-one rule needs.
+ *
+ * `classes` (EMA teacher with `teacherWeakLabels`) keeps only those class ids. NMS runs per
+ * class, so this equals dropping the other classes' detections afterwards, except that the
+ * per-level top-k and the per-video cap are spent on the kept classes only.
  */
 export function postprocess(
   raw: RawOutput,
   numClasses: number,
   cfg: StudentConfig,
   minProb = 0,
+  classes?: ReadonlySet<number>,
 ): GridDetection[] {
   const { layout, len } = raw;
   const K = numClasses;
@@ -114,6 +119,7 @@ export function postprocess(
     const val: number[] = [];
     for (let t = 0; t < layout.lengths[l] && t * s < len; t++) {
       for (let c = 0; c < K; c++) {
+        if (classes && !classes.has(c)) continue;
         const z = raw.cls[(o + t) * K + c];
         if (z > lFloor) {
           idx.push(t * K + c);

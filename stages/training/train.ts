@@ -11,7 +11,7 @@
  *
  * The student sees only the pseudo labels of the training videos; the datasets' annotations of
  * training videos are never read here (the weak video-level labels `meta.labels` feed the MIL
- * term, as in the reference).
+ * term, as in the reference, and, with `teacherWeakLabels`, restrict the EMA teacher's classes).
  *
  * @module
  */
@@ -407,7 +407,9 @@ async function runTraining(
         tm = performance.now();
         const raws = runNetwork(s.ema!, cfg, wins, D, t0);
         raws.forEach((raw, i) => {
-          const dets = postprocess(raw, K, cfg, cfg.teacherThresh);
+          const weakIds = metas[i].labels;
+          const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
+          const dets = postprocess(raw, K, cfg, cfg.teacherThresh, allowed);
           if (dets.length === 0) return; // clean per-video fallback to the generator labels
           let keep = dets.filter((d) => d.score > cfg.teacherThresh);
           if (keep.length === 0) keep = [dets[0]];
