@@ -34,14 +34,13 @@ export {
   THUMOS_TIOUS,
 } from "./stages/evaluation.ts";
 export {
-  type AblationRow,
-  formatAblationTable,
   formatResultsTable,
   type FuSTALConfig,
   type FuSTALResult,
-  runAblation,
   runFuSTAL,
+  writeDefaultDataset,
 } from "./stages/pipeline.ts";
+export { type AblationRow, formatAblationTable, runAblation } from "./stages/ablation.ts";
 export { renderReport, type ReportData } from "./lib/report.ts";
 export { Rng } from "./lib/rng.ts";
 // --- stage exports (one line per module; keep this block sorted) ---

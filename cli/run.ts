@@ -14,13 +14,8 @@ import {
   Progress,
 } from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
-import {
-  formatAblationTable,
-  formatResultsTable,
-  type FuSTALConfig,
-  runAblation,
-  runFuSTAL,
-} from "../stages/pipeline.ts";
+import { formatResultsTable, type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
+import { formatAblationTable, runAblation } from "../stages/ablation.ts";
 
 /** Usage text of `run`. */
 export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Detection, Segment } from "./types.ts";
+import type { Segment } from "./types.ts";
 import type { CurvePoint } from "./plugin_types.ts";
 
 /** One mAP-per-tIoU series of the chart. */
@@ -245,15 +245,4 @@ ${table}
 ${timelines || "<p>no videos</p>"}
 </body></html>
 `;
-}
-
-/** Groups detections by video id. */
-export function byVideo(list: readonly Detection[]): Map<string, Detection[]> {
-  const m = new Map<string, Detection[]>();
-  for (const d of list) {
-    const l = m.get(d.videoId);
-    if (l) l.push(d);
-    else m.set(d.videoId, [d]);
-  }
-  return m;
 }

@@ -36,7 +36,7 @@ import type { Dataset, Split } from "../datasets/types.ts";
 import { getPlugin, loadPluginModule } from "../registry.ts";
 import { ACTIVITYNET_TIOUS, evaluateDetections, parseResults, THUMOS_TIOUS } from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
-import { byVideo, renderReport, type VideoTimeline } from "../lib/report.ts";
+import { renderReport, type VideoTimeline } from "../lib/report.ts";
 
 /** Configuration of {@linkcode runFuSTAL}; every field is optional. */
 export interface FuSTALConfig {
@@ -172,6 +172,22 @@ async function openRoot(root: string, layout?: string): Promise<Dataset> {
   return await openDataset(root, layout ? { layout } : {});
 }
 
+/**
+ * Writes the embedded synthetic THUMOS'14-shaped dataset (both layouts) into `root`, sized by
+ * `config.synth` (default 128-d, all 412 videos) and seeded by `config.seed`.
+ */
+export async function writeDefaultDataset(root: string, config: FuSTALConfig): Promise<void> {
+  const { synthesize } = await import("../datasets.ts");
+  await synthesize({
+    out: root,
+    like: "thumos14",
+    dim: config.synth?.dim ?? 128,
+    videos: config.synth?.videos,
+    seed: config.seed ?? 0,
+    format: (config.synth?.format ?? "npy") as "npy",
+  });
+}
+
 /** Opens the generator's and the student's datasets from the config. */
 async function openDatasets(
   config: FuSTALConfig,
@@ -255,16 +271,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   if (!config.root && !config.generatorRoot) {
     const synthDone = isDone("data") && await exists(path.join(dataRoot, "cola"));
     if (!synthDone) {
-      const { synthesize } = await import("../datasets.ts");
       log(`data: writing the synthetic THUMOS'14-shaped dataset to ${dataRoot}`);
-      await synthesize({
-        out: dataRoot,
-        like: "thumos14",
-        dim: config.synth?.dim ?? 128,
-        videos: config.synth?.videos,
-        seed,
-        format: (config.synth?.format ?? "npy") as "npy",
-      });
+      await writeDefaultDataset(dataRoot, config);
       state.data = { done: true, seconds: (performance.now() - t0) / 1000 };
       await saveState();
     }
@@ -462,8 +470,8 @@ function buildReport(
 ): string {
   const top = (list: Detection[] | undefined, n: number) =>
     [...(list ?? [])].sort((a, b) => b.score - a.score).slice(0, n);
-  const rawBy = byVideo(g.train), selBy = byVideo(pseudo);
-  const genBy = byVideo(g.test), finBy = byVideo(s.test);
+  const rawBy = groupByVideo(g.train), selBy = groupByVideo(pseudo);
+  const genBy = groupByVideo(g.test), finBy = groupByVideo(s.test);
   const pick = (split: Split) =>
     gen.list(split).filter((m) => m.annotations.length > 0).slice(0, 3);
   const timelines: VideoTimeline[] = [
@@ -543,109 +551,4 @@ export function formatResultsTable(r: FuSTALResult): string {
     `backend: ${r.backend.name}${r.backend.adapter ? ` (adapter: ${r.backend.adapter})` : ""}`,
     `seconds: ${secs}`,
   ].join("\n");
-}
-
-/** One row of the ablation table. */
-export interface AblationRow {
-  /** Row name. */
-  name: string;
-  /** Switches of the row. */
-  crossVideo: boolean;
-  filter: string;
-  ema: boolean;
-  /** The run's figures. */
-  result: FuSTALResult;
-}
-
-/**
- * The method's ablation on one dataset and seed: (1) baseline without cross-video contrast,
- * prior filter and EMA (the filter keeps only the prior's confidence test, `score`),
- * (2) + cross-video, (3) + prior filter, (4) + EMA. Rows 2-4 share one generator and rows
- * 3-4 one selection; each row is a run folder under `<out>/ablation/`.
- */
-export async function runAblation(config: FuSTALConfig = {}): Promise<AblationRow[]> {
-  const out = path.resolve(config.out ?? "runs/ablation");
-  const base: FuSTALConfig = { ...config, out: undefined };
-  if (!config.root && !config.generatorRoot) {
-    // Synthesize once, share it.
-    base.root = path.join(out, "data");
-    if (!(config.resume && await exists(path.join(base.root, "cola")))) {
-      const { synthesize } = await import("../datasets.ts");
-      await synthesize({
-        out: base.root,
-        like: "thumos14",
-        dim: config.synth?.dim ?? 128,
-        videos: config.synth?.videos,
-        seed: config.seed ?? 0,
-        format: (config.synth?.format ?? "npy") as "npy",
-      });
-    }
-  }
-  const specs = [
-    {
-      name: "baseline (no cross-video, no prior filter, no EMA)",
-      crossVideo: false,
-      filter: "score",
-      ema: false,
-      dir: "1-baseline",
-    },
-    {
-      name: "+ cross-video contrast",
-      crossVideo: true,
-      filter: "score",
-      ema: false,
-      dir: "2-cross-video",
-    },
-    {
-      name: "+ prior-based filter",
-      crossVideo: true,
-      filter: "prior",
-      ema: false,
-      dir: "3-prior-filter",
-    },
-    {
-      name: "+ EMA distillation (FuSTAL)",
-      crossVideo: true,
-      filter: "prior",
-      ema: true,
-      dir: "4-ema",
-    },
-  ];
-  const rows: AblationRow[] = [];
-  for (const [i, s] of specs.entries()) {
-    (config.onLog ?? ((l: string) => console.error(l)))(`ablation row ${i + 1}/4: ${s.name}`);
-    const result = await runFuSTAL({
-      ...base,
-      out: path.join(out, "ablation", s.dir),
-      crossVideo: s.crossVideo,
-      filter: s.filter,
-      ema: s.ema,
-      reuseGenerationFrom: i >= 2 ? path.join(out, "ablation", specs[1].dir) : undefined,
-    });
-    rows.push({ name: s.name, crossVideo: s.crossVideo, filter: s.filter, ema: s.ema, result });
-  }
-  await atomicWriteJson(
-    path.join(out, "ablation.json"),
-    rows.map((r) => ({ ...r, result: { ...r.result, files: undefined } })),
-    true,
-  );
-  return rows;
-}
-
-/** Formats the ablation table (student final test mAP in %, with generator and pseudo-label averages). */
-export function formatAblationTable(rows: AblationRow[]): string {
-  if (rows.length === 0) return "";
-  const tiou = rows[0].result.tiou;
-  const head = ["row", ...tiou.map((t) => t.toFixed(2)), "avg", "gen avg", "pseudo avg"];
-  const body = rows.map((r) => [
-    r.name,
-    ...r.result.student.final.mAP.map((x) => (100 * x).toFixed(1)),
-    (100 * r.result.student.final.average).toFixed(1),
-    (100 * r.result.generator.test.average).toFixed(1),
-    (100 * r.result.pseudoLabels.after.average).toFixed(1),
-  ]);
-  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (c: string[]) =>
-    c.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
-  return ["student test mAP (%)", line(head), ...body.map(line)].join("\n");
 }

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import {
-  formatAblationTable,
-  type FuSTALConfig,
-  runAblation,
-  runFuSTAL,
-} from "../stages/pipeline.ts";
+import { type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
+import { formatAblationTable, runAblation } from "../stages/ablation.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
 const ROOT = path.resolve(import.meta.dirname!, "..");

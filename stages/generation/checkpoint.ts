@@ -5,29 +5,30 @@
  * position in it), the best-so-far weights/score/detections and the curves so far. One file,
  * written atomically, so a killed run leaves either the previous state or the new one.
  *
- * Format (little-endian): 8 bytes magic `FSTLGST1`; uint32 header byte length; UTF-8 JSON
- * header `{meta, tensors: [{group, name, shape, offset}]}` padded with spaces to a multiple of
- * 4 bytes; then every tensor as float32 (offsets in floats from the data start). Groups:
- * `params`, `adam.m`, `adam.v`, `best`. Non-finite numbers in `meta` (−∞ best score, NaN
- * RNG spare, NaN AP) are stored as `{"$num": "NaN" | "Infinity" | "-Infinity"}` so they
- * round-trip exactly (plain JSON would turn them into null).
+ * Stored in the shared tensor-file container (lib/tensor_file.ts, which also keeps −∞ best
+ * score, NaN RNG spare and NaN AP exact), magic `FSTLGST1`. Groups: `params`, `adam.m`,
+ * `adam.v`, `best`.
  *
  * @module
  */
-import { InputError } from "../../lib/errors.ts";
-import { atomicWrite, readBytes } from "../../lib/io.ts";
+import {
+  decodeTensorFile,
+  encodeTensorFile,
+  type HostTensors,
+  loadTensorFile,
+  requireFormat,
+  saveTensorFile,
+  type TensorFileKind,
+} from "../../lib/tensor_file.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint } from "../../lib/plugin_types.ts";
 import type { EvalResult } from "../evaluation.ts";
 import type { GeneratorConfig } from "./presets.ts";
 
-const MAGIC = "FSTLGST1";
-
 /** File name of the resumable state inside a run's output folder. */
 export const STATE_FILE = "generator_state.ckpt";
 
-/** Named host tensors of one group. */
-export type HostTensors = Record<string, { shape: number[]; data: Float32Array }>;
+export type { HostTensors } from "../../lib/tensor_file.ts";
 
 /** The non-tensor part of the training state. */
 export interface TrainStateMeta {
@@ -84,55 +85,19 @@ export function configDiff(saved: GeneratorConfig, now: GeneratorConfig): string
   return diff;
 }
 
-function replacer(_k: string, v: unknown): unknown {
-  if (typeof v === "number" && !Number.isFinite(v)) return { $num: String(v) };
-  return v;
-}
-
-function reviver(_k: string, v: unknown): unknown {
-  if (v !== null && typeof v === "object" && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o);
-    if (keys.length === 1 && keys[0] === "$num") return Number(o.$num);
-  }
-  return v;
-}
+/** The generator training-state kind of tensor file. */
+const TRAIN_STATE: TensorFileKind = {
+  magic: "FSTLGST1",
+  name: "generator training state",
+  checkMeta: requireFormat("fustal-generator-state", 1),
+};
 
 /** Encodes a training state to bytes. */
 export function encodeTrainState(
   meta: TrainStateMeta,
   groups: Record<string, HostTensors>,
 ): Uint8Array {
-  const index: { group: string; name: string; shape: number[]; offset: number }[] = [];
-  let floats = 0;
-  for (const [group, ts] of Object.entries(groups)) {
-    for (const [name, t] of Object.entries(ts)) {
-      index.push({ group, name, shape: t.shape, offset: floats });
-      floats += t.data.length;
-    }
-  }
-  let header = new TextEncoder().encode(JSON.stringify({ meta, tensors: index }, replacer));
-  const pad = (4 - (header.length % 4)) % 4;
-  if (pad) {
-    const h2 = new Uint8Array(header.length + pad).fill(0x20);
-    h2.set(header);
-    header = h2;
-  }
-  const out = new Uint8Array(12 + header.length + floats * 4);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  new DataView(out.buffer).setUint32(8, header.length, true);
-  out.set(header, 12);
-  // The data start is a multiple of 4, so a Float32Array view is aligned; every supported
-  // platform (x86, arm) is little-endian, which is the file's byte order.
-  const data = new Float32Array(out.buffer, 12 + header.length, floats);
-  let o = 0;
-  for (const ts of Object.values(groups)) {
-    for (const t of Object.values(ts)) {
-      data.set(t.data, o);
-      o += t.data.length;
-    }
-  }
-  return out;
+  return encodeTensorFile(meta, groups, TRAIN_STATE);
 }
 
 /** Decodes training-state bytes; `file` names errors. */
@@ -140,36 +105,7 @@ export function decodeTrainState(
   bytes: Uint8Array,
   file: string,
 ): { meta: TrainStateMeta; groups: Record<string, HostTensors> } {
-  const bad = (why: string) => new InputError(`${file}: not a generator training state (${why})`);
-  if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
-    throw bad("bad magic");
-  }
-  const hl = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
-  if (12 + hl > bytes.length) throw bad("truncated header");
-  let header: {
-    meta: TrainStateMeta;
-    tensors: { group: string; name: string; shape: number[]; offset: number }[];
-  };
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + hl)), reviver);
-  } catch {
-    throw bad("corrupt header");
-  }
-  if (header.meta?.format !== "fustal-generator-state" || header.meta.version !== 1) {
-    throw bad("unknown format or version");
-  }
-  // Copy so the arrays are aligned and independent of `bytes`.
-  const all = new Float32Array(bytes.slice(12 + hl).buffer);
-  const groups: Record<string, HostTensors> = {};
-  for (const t of header.tensors) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    if (t.offset + n > all.length) throw bad(`truncated data (${t.group}/${t.name})`);
-    (groups[t.group] ??= {})[t.name] = {
-      shape: t.shape,
-      data: all.subarray(t.offset, t.offset + n),
-    };
-  }
-  return { meta: header.meta, groups };
+  return decodeTensorFile<TrainStateMeta>(bytes, file, TRAIN_STATE);
 }
 
 /** Writes a training state atomically. */
@@ -178,12 +114,12 @@ export function saveTrainState(
   meta: TrainStateMeta,
   groups: Record<string, HostTensors>,
 ): Promise<void> {
-  return atomicWrite(file, encodeTrainState(meta, groups));
+  return saveTensorFile(file, meta, groups, TRAIN_STATE);
 }
 
 /** Reads a training state (one-line errors naming the file). */
-export async function loadTrainState(
+export function loadTrainState(
   file: string,
 ): Promise<{ meta: TrainStateMeta; groups: Record<string, HostTensors> }> {
-  return decodeTrainState(await readBytes(file), file);
+  return loadTensorFile<TrainStateMeta>(file, TRAIN_STATE);
 }

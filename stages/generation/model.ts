@@ -15,8 +15,12 @@
  */
 import { tf } from "../../deps.ts";
 import type { Rng } from "../../lib/rng.ts";
-import { atomicWrite, readBytes } from "../../lib/io.ts";
-import { InputError } from "../../lib/errors.ts";
+import {
+  loadTensorFile,
+  requireFormat,
+  saveTensorFile,
+  type TensorFileKind,
+} from "../../lib/tensor_file.ts";
 
 /** Trainable tensors of the generator. */
 export interface GeneratorParams {
@@ -339,14 +343,12 @@ export class Adam {
   }
 }
 
-const MAGIC = "FSTLGEN1";
-
 /** Header of a generator checkpoint file. */
 export interface CheckpointHeader {
   /** Always `fustal-generator`. */
   format: "fustal-generator";
-  /** Format version (1). */
-  version: 1;
+  /** Format version (2: the shared tensor-file container). */
+  version: 2;
   /** Input feature dim D. */
   inputDim: number;
   /** Embedding dim H. */
@@ -355,76 +357,61 @@ export interface CheckpointHeader {
   classes: string[];
   /** Iteration the weights are from. */
   step: number;
-  /** Its selection score (average test mAP; null when there was no test split). */
+  /** Its selection score (average test mAP; -Infinity when there was no test split). */
   score: number;
   /** The training configuration (informational). */
   config?: Record<string, unknown>;
-  /** Tensors in the data block: byte offset from the data start, shape. */
+  /**
+   * Tensors in the data block: byte offset from the data start, shape. Derived from the
+   * file's tensor index on load (not stored in the meta).
+   */
   tensors: { name: string; shape: number[]; offset: number }[];
 }
 
+/** The generator checkpoint kind of tensor file; the weights are the `params` group. */
+const GENERATOR_CHECKPOINT: TensorFileKind = {
+  magic: "FSTLGEN2",
+  name: "generator checkpoint",
+  checkMeta: requireFormat("fustal-generator", 2),
+};
+
 /**
- * Writes a checkpoint atomically. File format: 8 ASCII bytes `FSTLGEN1`; uint32 LE n; n bytes
- * of UTF-8 JSON ({@linkcode CheckpointHeader}); zero padding to a multiple of 4 bytes; then
- * the tensors as float32 little-endian, row-major, at the header's offsets.
+ * Writes a checkpoint atomically, in the shared tensor-file container (lib/tensor_file.ts)
+ * with magic `FSTLGEN2`: the header's `meta` is {@linkcode CheckpointHeader} without
+ * `tensors`, and the weights are the `params` group in {@linkcode PARAM_NAMES} order.
  */
-export async function saveCheckpoint(
+export function saveCheckpoint(
   file: string,
   values: Record<string, Float32Array>,
   shapes: Record<string, number[]>,
   meta: Omit<CheckpointHeader, "format" | "version" | "tensors">,
 ): Promise<void> {
-  let off = 0;
-  const tensors = PARAM_NAMES.map((name) => {
-    const t = { name, shape: shapes[name], offset: off };
-    off += values[name].length * 4;
-    return t;
-  });
-  const header: CheckpointHeader = { format: "fustal-generator", version: 1, ...meta, tensors };
-  const hb = new TextEncoder().encode(JSON.stringify(header));
-  const dataStart = Math.ceil((12 + hb.length) / 4) * 4;
-  const buf = new Uint8Array(dataStart + off);
-  buf.set(new TextEncoder().encode(MAGIC), 0);
-  new DataView(buf.buffer).setUint32(8, hb.length, true);
-  buf.set(hb, 12);
-  const isLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  for (const t of tensors) {
-    const v = values[t.name];
-    if (isLE) buf.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), dataStart + t.offset);
-    else {
-      const dv = new DataView(buf.buffer, dataStart + t.offset);
-      v.forEach((x, i) => dv.setFloat32(4 * i, x, true));
-    }
-  }
-  await atomicWrite(file, buf);
+  const params = Object.fromEntries(
+    PARAM_NAMES.map((name) => [name, { shape: shapes[name], data: values[name] }]),
+  );
+  return saveTensorFile(
+    file,
+    { format: "fustal-generator", version: 2, ...meta },
+    { params },
+    GENERATOR_CHECKPOINT,
+  );
 }
 
 /** Reads a checkpoint written by {@linkcode saveCheckpoint}; errors name the file. */
 export async function loadCheckpoint(
   file: string,
 ): Promise<{ header: CheckpointHeader; values: Record<string, Float32Array> }> {
-  const buf = await readBytes(file);
-  if (buf.length < 12 || new TextDecoder().decode(buf.subarray(0, 8)) !== MAGIC) {
-    throw new InputError(`${file}: not a generator checkpoint (bad magic)`);
-  }
-  const n = new DataView(buf.buffer, buf.byteOffset).getUint32(8, true);
-  let header: CheckpointHeader;
-  try {
-    header = JSON.parse(new TextDecoder().decode(buf.subarray(12, 12 + n)));
-  } catch {
-    throw new InputError(`${file}: corrupt checkpoint header`);
-  }
-  const dataStart = Math.ceil((12 + n) / 4) * 4;
+  const { meta, groups } = await loadTensorFile<Omit<CheckpointHeader, "tensors">>(
+    file,
+    GENERATOR_CHECKPOINT,
+  );
   const values: Record<string, Float32Array> = {};
-  const dv = new DataView(buf.buffer, buf.byteOffset);
-  for (const t of header.tensors) {
-    const len = t.shape.reduce((a, b) => a * b, 1);
-    if (dataStart + t.offset + 4 * len > buf.length) {
-      throw new InputError(`${file}: truncated checkpoint (tensor ${t.name})`);
-    }
-    const a = new Float32Array(len);
-    for (let i = 0; i < len; i++) a[i] = dv.getFloat32(dataStart + t.offset + 4 * i, true);
-    values[t.name] = a;
+  const tensors: CheckpointHeader["tensors"] = [];
+  let offset = 0;
+  for (const [name, t] of Object.entries(groups.params ?? {})) {
+    values[name] = t.data;
+    tensors.push({ name, shape: t.shape, offset });
+    offset += t.data.byteLength;
   }
-  return { header, values };
+  return { header: { ...meta, tensors }, values };
 }

@@ -1,0 +1,225 @@
+/**
+ * One container for every binary file of named float32 tensors plus JSON metadata (student
+ * checkpoints, generator checkpoints, the generator's resumable training state). Each kind of
+ * file keeps its own 8-byte magic and its own name for error messages; the layout is shared.
+ *
+ * Format (little-endian):
+ *
+ * | bytes        | content                                                              |
+ * | ------------ | -------------------------------------------------------------------- |
+ * | 0..8         | magic, 8 ASCII bytes (per kind, e.g. `FSTLCKP1`)                     |
+ * | 8..12        | uint32 `n`: byte length of the header, a multiple of 4               |
+ * | 12..12+n     | UTF-8 JSON `{meta, tensors: [{group, name, shape, offset}]}`, padded |
+ * |              | with spaces (0x20) to a multiple of 4 bytes                          |
+ * | 12+n..end    | every tensor as float32, row-major, in index order                   |
+ *
+ * `offset` counts floats from the data start; tensors are stored back to back in the order
+ * of the index. Because the data start is a multiple of 4 it can be viewed as a
+ * `Float32Array` directly (every supported platform, x86 and arm, is little-endian, the
+ * file's byte order).
+ *
+ * Non-finite numbers in `meta` (a −∞ "best so far" score, a NaN RNG spare, NaN AP) are stored
+ * as `{"$num": "NaN" | "Infinity" | "-Infinity"}` by default so they round-trip exactly; plain
+ * JSON would turn them into `null`. A file without such numbers is plain JSON in its header.
+ *
+ * Files are written atomically (temp file + rename), so a killed run leaves either the
+ * previous file or the new one, never half of one. Every decoding problem is an
+ * {@linkcode InputError} with a one-line message naming the file.
+ *
+ * @module
+ */
+import { InputError } from "./errors.ts";
+import { atomicWrite, readBytes } from "./io.ts";
+
+/** A tensor held in host memory: its shape and its row-major float32 values. */
+export interface HostTensor {
+  /** Dimensions; the product equals `data.length`. */
+  shape: number[];
+  /** Row-major values. */
+  data: Float32Array;
+}
+
+/** Named host tensors of one group (e.g. `adam.m`). */
+export type HostTensors = Record<string, HostTensor>;
+
+/** Groups of named host tensors, by group name (e.g. `model`, `ema`, `adam.m`). */
+export type TensorGroups = Record<string, HostTensors>;
+
+/** A JSON replacer / reviver as taken by `JSON.stringify` / `JSON.parse`. */
+export type JsonHook = (key: string, value: unknown) => unknown;
+
+/** Describes one kind of tensor file. */
+export interface TensorFileKind {
+  /** Exactly 8 ASCII characters that start every file of this kind. */
+  magic: string;
+  /** What the file is, for errors: `x.ckpt: not a <name> (bad magic)`. */
+  name: string;
+  /** JSON replacer for the header; defaults to {@linkcode nonFiniteReplacer}. */
+  replacer?: JsonHook;
+  /** JSON reviver for the header; defaults to {@linkcode nonFiniteReviver}. */
+  reviver?: JsonHook;
+  /**
+   * Checks the decoded `meta`; returns why it is not acceptable (e.g. "unknown format or
+   * version"), or undefined when it is.
+   */
+  checkMeta?: (meta: unknown) => string | undefined;
+}
+
+/** A decoded tensor file. */
+export interface TensorFile<M = unknown> {
+  /** The JSON metadata. */
+  meta: M;
+  /** The tensors; their `data` are views of one aligned buffer independent of the input. */
+  groups: TensorGroups;
+}
+
+/** Replacer that stores NaN / ±Infinity as `{"$num": "NaN" | "Infinity" | "-Infinity"}`. */
+export function nonFiniteReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === "number" && !Number.isFinite(value)) return { $num: String(value) };
+  return value;
+}
+
+/** Reviver that undoes {@linkcode nonFiniteReplacer}. */
+export function nonFiniteReviver(_key: string, value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 1 && keys[0] === "$num" && typeof o.$num === "string") {
+      return Number(o.$num);
+    }
+  }
+  return value;
+}
+
+/**
+ * A {@linkcode TensorFileKind.checkMeta} that accepts only a `meta` object whose `format` and
+ * `version` fields equal the given ones ("unknown format or version" otherwise).
+ */
+export function requireFormat(
+  format: string,
+  version: number,
+): (meta: unknown) => string | undefined {
+  return (meta) => {
+    const m = meta as { format?: unknown; version?: unknown } | null;
+    return m?.format === format && m.version === version ? undefined : "unknown format or version";
+  };
+}
+
+interface IndexEntry {
+  group: string;
+  name: string;
+  shape: number[];
+  offset: number;
+}
+
+const PREFIX = 12; // magic (8) + header length (4)
+
+function magicBytes(kind: TensorFileKind): Uint8Array {
+  const m = new TextEncoder().encode(kind.magic);
+  if (m.length !== 8) throw new Error(`tensor file magic must be 8 ASCII bytes: ${kind.magic}`);
+  return m;
+}
+
+/** Encodes `meta` and `groups` as a tensor file of the given kind. */
+export function encodeTensorFile(
+  meta: unknown,
+  groups: TensorGroups,
+  kind: TensorFileKind,
+): Uint8Array {
+  const index: IndexEntry[] = [];
+  let floats = 0;
+  for (const [group, ts] of Object.entries(groups)) {
+    for (const [name, t] of Object.entries(ts)) {
+      index.push({ group, name, shape: t.shape, offset: floats });
+      floats += t.data.length;
+    }
+  }
+  const json = JSON.stringify({ meta, tensors: index }, kind.replacer ?? nonFiniteReplacer);
+  const text = new TextEncoder().encode(json);
+  const hl = Math.ceil(text.length / 4) * 4;
+  const out = new Uint8Array(PREFIX + hl + floats * 4);
+  out.set(magicBytes(kind), 0);
+  new DataView(out.buffer).setUint32(8, hl, true);
+  out.set(text, PREFIX);
+  out.fill(0x20, PREFIX + text.length, PREFIX + hl);
+  const data = new Float32Array(out.buffer, PREFIX + hl, floats);
+  let o = 0;
+  for (const ts of Object.values(groups)) {
+    for (const t of Object.values(ts)) {
+      data.set(t.data, o);
+      o += t.data.length;
+    }
+  }
+  return out;
+}
+
+function isIndexEntry(t: unknown): t is IndexEntry {
+  if (t === null || typeof t !== "object") return false;
+  const e = t as Record<string, unknown>;
+  return typeof e.group === "string" && typeof e.name === "string" &&
+    Number.isSafeInteger(e.offset) && (e.offset as number) >= 0 && Array.isArray(e.shape) &&
+    e.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+}
+
+/** Decodes tensor-file bytes of the given kind; `file` names errors. */
+export function decodeTensorFile<M = unknown>(
+  bytes: Uint8Array,
+  file: string,
+  kind: TensorFileKind,
+): TensorFile<M> {
+  const bad = (why: string) => new InputError(`${file}: not a ${kind.name} (${why})`);
+  const magic = magicBytes(kind);
+  if (bytes.length < PREFIX || magic.some((b, i) => bytes[i] !== b)) throw bad("bad magic");
+  const hl = new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
+  if (PREFIX + hl > bytes.length) throw bad("truncated header");
+  let header: { meta: M; tensors: unknown };
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(PREFIX, PREFIX + hl),
+    );
+    header = JSON.parse(text, kind.reviver ?? nonFiniteReviver);
+  } catch {
+    throw bad("corrupt header");
+  }
+  if (
+    header === null || typeof header !== "object" || !Array.isArray(header.tensors) ||
+    !header.tensors.every(isIndexEntry)
+  ) {
+    throw bad("corrupt header");
+  }
+  const why = kind.checkMeta?.(header.meta);
+  if (why !== undefined) throw bad(why);
+  // Copy whole floats only (a truncated file may end mid-float) so the arrays are aligned
+  // and independent of `bytes`.
+  const start = PREFIX + hl;
+  const floats = Math.floor((bytes.length - start) / 4);
+  const all = new Float32Array(bytes.slice(start, start + floats * 4).buffer);
+  const groups: TensorGroups = {};
+  for (const t of header.tensors as IndexEntry[]) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (t.offset + n > all.length) throw bad(`truncated data (${t.group}/${t.name})`);
+    (groups[t.group] ??= {})[t.name] = {
+      shape: t.shape,
+      data: all.subarray(t.offset, t.offset + n),
+    };
+  }
+  return { meta: header.meta, groups };
+}
+
+/** Writes a tensor file of the given kind atomically. */
+export function saveTensorFile(
+  file: string,
+  meta: unknown,
+  groups: TensorGroups,
+  kind: TensorFileKind,
+): Promise<void> {
+  return atomicWrite(file, encodeTensorFile(meta, groups, kind));
+}
+
+/** Reads a tensor file of the given kind (one-line {@linkcode InputError}s naming the file). */
+export async function loadTensorFile<M = unknown>(
+  file: string,
+  kind: TensorFileKind,
+): Promise<TensorFile<M>> {
+  return decodeTensorFile<M>(await readBytes(file), file, kind);
+}
