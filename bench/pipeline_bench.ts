@@ -92,9 +92,15 @@ async function runOnce(backend: string, short: boolean): Promise<Row> {
 }
 
 const rows: Row[] = [];
+const failed: string[] = [];
 for (const b of backends) {
   console.error(`bench: ${b} (${full.has(b) ? "full default preset" : "short, projected"})`);
-  rows.push(await runOnce(b, !full.has(b)));
+  try {
+    rows.push(await runOnce(b, !full.has(b)));
+  } catch (e) {
+    // One backend failing must not lose the others' figures.
+    failed.push(`${b}: ${(e as Error).message.split("\n")[0]}`);
+  }
 }
 const stages = ["data", "generation", "selection", "training", "evaluation"];
 console.log(
@@ -112,3 +118,4 @@ for (const r of rows) {
     } | ${total.toFixed(1)} | ${maps} |`,
   );
 }
+for (const f of failed) console.log(`\nfailed: ${f}`);

@@ -79,7 +79,7 @@ export async function run(args: string[]): Promise<number> {
     for await (
       const { meta: vm, features } of ds.videos(split === "all" ? undefined : split as "test")
     ) {
-      dets.push(...predictVideo(params, meta.config, features, vm, classes));
+      dets.push(...await predictVideo(params, meta.config, features, vm, classes));
       prog.update(++videos);
     }
     prog.done();
@@ -103,7 +103,7 @@ export async function run(args: string[]): Promise<number> {
       // Frames covered by the rows: the last window ends at (T-1)*stride + window.
       const duration = gridToSeconds(grid, t - 1) + (grid.window - grid.offset) / grid.fps;
       dets.push(
-        ...predictVideo(params, meta.config, { data: arr.data, length: t, dim: meta.inDim }, {
+        ...await predictVideo(params, meta.config, { data: arr.data, length: t, dim: meta.inDim }, {
           id,
           grid,
           duration,

@@ -192,3 +192,23 @@ Deno.test("pipeline: --ablate runs the four rows on one dataset, sharing the cro
   const saved = JSON.parse(await Deno.readTextFile(path.join(out, "ablation.json")));
   assert.equal(saved.length, 4);
 });
+
+Deno.test("pipeline: the whole method runs on Deno's WebGPU (async reads only)", async () => {
+  const { probeAdapter } = await import("../lib/backend.ts");
+  if (!(await probeAdapter())) {
+    console.log("SKIP: this runtime has no WebGPU adapter");
+    return;
+  }
+  const out = await Deno.makeTempDir({ prefix: "fustal-webgpu-" });
+  // batch 2 of 128-row windows keeps the MIL top-k path (k < T0) in play, which needs the
+  // mask from an asynchronous read on WebGPU.
+  const r = await runFuSTAL({
+    ...tinyConfig(out, []),
+    backend: "webgpu",
+    studentOptions: { ...TINY_STUDENT, batch: 2, epochs: 2, switchEpoch: 1 },
+  });
+  assert.equal(r.backend.name, "webgpu");
+  assert.ok(r.student.final.mAP.every(Number.isFinite));
+  const dets = JSON.parse(await Deno.readTextFile(r.files.detections));
+  assert.ok(Object.values(dets.results).flat().length > 0, "detections on the test videos");
+});

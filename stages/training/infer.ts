@@ -50,13 +50,13 @@ export function inferenceLength(len: number, cfg: StudentConfig): number {
  * Runs the network in eval mode on items padded to a common `t0` (each item's rows copied,
  * the rest zero) and returns host arrays per item.
  */
-export function runNetwork(
+export async function runNetwork(
   params: Record<string, tf.Tensor>,
   cfg: StudentConfig,
   items: { data: Float32Array; length: number }[],
   dim: number,
   t0: number,
-): RawOutput[] {
+): Promise<RawOutput[]> {
   const x = new Float32Array(items.length * t0 * dim);
   items.forEach((it, i) => x.set(it.data.subarray(0, it.length * dim), i * t0 * dim));
   const lens = items.map((it) => it.length);
@@ -65,7 +65,10 @@ export function runNetwork(
     const o = forward(params, cfg, { x, lens, t0, dim }, false);
     return [o.cls, o.start, o.end, o.off];
   });
-  const host = [cls, start, end, off].map((t) => t.dataSync() as Float32Array);
+  // Asynchronous reads: WebGPU in Deno cannot read tensors synchronously.
+  const host = await Promise.all(
+    [cls, start, end, off].map(async (t) => (await t.data()) as Float32Array),
+  );
   tf.dispose([cls, start, end, off]);
   const K = cls.shape[2];
   const L = layout.total;
@@ -196,15 +199,15 @@ export function toSeconds(
 }
 
 /** Detections of one whole video (features of any length), in seconds. */
-export function predictVideo(
+export async function predictVideo(
   params: Record<string, tf.Tensor>,
   cfg: StudentConfig,
   feats: VideoFeatures,
   video: { id: string; grid: FeatureGrid; duration: number },
   classes: string[],
-): Detection[] {
+): Promise<Detection[]> {
   const t0 = inferenceLength(feats.length, cfg);
-  const [raw] = runNetwork(params, cfg, [feats], feats.dim, t0);
+  const [raw] = await runNetwork(params, cfg, [feats], feats.dim, t0);
   return toSeconds(
     postprocess(raw, classes.length, cfg),
     video.id,

@@ -54,6 +54,12 @@ export interface LossTargets {
   milKeep: Float32Array;
   /** Valid level-0 rows per item. */
   lens: number[];
+  /**
+   * MIL top-k selection weights [B * T0 * K] (1/k on the selected rows), computed by
+   * {@linkcode milTopkMask} from an earlier pass. Needed where tensors cannot be read
+   * synchronously (WebGPU); elsewhere they are computed inside the loss.
+   */
+  milMask?: Float32Array;
 }
 
 /** The loss terms as scalars (tracked by the caller's scope). */
@@ -121,6 +127,38 @@ export function studentLosses(
  * (item, class), softmax over classes, BCE against the normalised weak labels. k is
  * floor(total valid rows of the batch / ratio) (the reference; SPEC §6.7) or per item.
  */
+/** The k per item of the MIL top-k pooling (SPEC §6.7; batch-level k unless `milPerVideo`). */
+export function milKs(lens: number[], t0: number, cfg: StudentConfig): number[] {
+  const batchK = Math.floor(lens.reduce((s, v) => s + v, 0) / cfg.milRatio);
+  return lens.map((len) =>
+    Math.max(1, Math.min(t0, cfg.milPerVideo ? Math.floor(len / cfg.milRatio) : batchK))
+  );
+}
+
+/**
+ * Top-k selection weights for the MIL pooling from host values `v` [B * T0 * K] (dropout
+ * applied): 1/k on the k largest rows per (item, class), ties to the lower row.
+ */
+export function milTopkMask(
+  v: Float32Array,
+  b: number,
+  t0: number,
+  K: number,
+  ks: number[],
+): Float32Array {
+  const mask = new Float32Array(b * t0 * K);
+  const idx = new Int32Array(t0);
+  for (let i = 0; i < b; i++) {
+    for (let c = 0; c < K; c++) {
+      for (let q = 0; q < t0; q++) idx[q] = q;
+      const base = i * t0 * K + c;
+      const sorted = Array.from(idx).sort((x, y) => v[base + y * K] - v[base + x * K] || x - y);
+      for (let q = 0; q < ks[i]; q++) mask[base + sorted[q] * K] = 1 / ks[i];
+    }
+  }
+  return mask;
+}
+
 export function milLoss(
   out: ForwardOutput,
   layout: Layout,
@@ -131,25 +169,18 @@ export function milLoss(
   const t0 = layout.lengths[0];
   const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [b, t0, K]);
   const zd = tf.mul(z, tf.tensor3d(t.milKeep, [b, t0, K]));
-  const batchK = Math.floor(t.lens.reduce((s, v) => s + v, 0) / cfg.milRatio);
-  const ks = t.lens.map((len) =>
-    Math.max(1, Math.min(t0, cfg.milPerVideo ? Math.floor(len / cfg.milRatio) : batchK))
-  );
+  const ks = milKs(t.lens, t0, cfg);
   let pooled: tf.Tensor;
   if (ks.every((k) => k >= t0)) {
     pooled = tf.mean(zd, 1);
   } else {
     // Exact top-k selection mask from host values (TopK has no gradient; the mask needs none).
-    const v = zd.dataSync();
-    const mask = new Float32Array(b * t0 * K);
-    const idx = new Int32Array(t0);
-    for (let i = 0; i < b; i++) {
-      for (let c = 0; c < K; c++) {
-        for (let q = 0; q < t0; q++) idx[q] = q;
-        const base = i * t0 * K + c;
-        const sorted = Array.from(idx).sort((x, y) => v[base + y * K] - v[base + x * K] || x - y);
-        for (let q = 0; q < ks[i]; q++) mask[base + sorted[q] * K] = 1 / ks[i];
+    let mask = t.milMask;
+    if (!mask) {
+      if (tf.getBackend() === "webgpu") {
+        throw new Error("milLoss: on webgpu the top-k mask must be precomputed (milMask)");
       }
+      mask = milTopkMask(zd.dataSync() as Float32Array, b, t0, K, ks);
     }
     pooled = tf.sum(tf.mul(zd, tf.tensor3d(mask, [b, t0, K])), 1);
   }

@@ -117,11 +117,14 @@ export function maxPool3s2(x: T): T {
 }
 
 /**
- * Rows `idx` of x [R, C] (`tf.gather` forward). The gradient is a scatter-add done on the
- * host: wasm has no UnsortedSegmentSum, so `tf.gather`'s own gradient cannot run there. Used
+ * Rows `idx` of x [R, C] (`tf.gather` forward). On wasm the gradient is a scatter-add done on
+ * the host: wasm has no UnsortedSegmentSum, so `tf.gather`'s own gradient cannot run there. Used
  * for the few positive points of a batch, so the host round trip is small.
  */
 export function gatherRows(x: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+  // Other backends have the scatter kernel, and WebGPU in Deno cannot read tensors
+  // synchronously (`dataSync` needs a canvas there): use tf.gather's own gradient.
+  if (tf.getBackend() !== "wasm") return tf.gather(x, tf.tensor1d(idx, "int32"));
   const [rows, cols] = x.shape;
   const f = tf.customGrad(
     ((xx: tf.Tensor2D) => ({

@@ -28,7 +28,7 @@ import { cropWindow } from "./augment.ts";
 import { assignTargets, type GridSegment } from "./assign.ts";
 import { loadCheckpoint, saveCheckpoint, type TensorGroups } from "./checkpoint.ts";
 import { postprocess, predictVideo, runNetwork } from "./infer.ts";
-import { studentLosses } from "./losses.ts";
+import { milKs, milTopkMask, studentLosses } from "./losses.ts";
 import { forward, initValues, makeLayout, type ParamSpec, paramSpecs } from "./model.ts";
 import type { StudentConfig } from "./presets.ts";
 
@@ -197,12 +197,12 @@ function disposeState(s: State): void {
   if (s.ema) tf.dispose(Object.values(s.ema));
 }
 
-function hostGroup(
+async function hostGroup(
   ts: Record<string, tf.Tensor>,
-): Record<string, { shape: number[]; data: Float32Array }> {
+): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
   const out: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [k, t] of Object.entries(ts)) {
-    out[k] = { shape: t.shape, data: t.dataSync() as Float32Array };
+    out[k] = { shape: t.shape, data: (await t.data()) as Float32Array };
   }
   return out;
 }
@@ -231,11 +231,11 @@ async function writeCheckpoint(
     trainSeconds: s.trainSeconds,
   };
   const groups: TensorGroups = {
-    model: hostGroup(s.vars),
-    "adam.m": hostGroup(s.m),
-    "adam.v": hostGroup(s.v),
+    model: await hostGroup(s.vars),
+    "adam.m": await hostGroup(s.m),
+    "adam.v": await hostGroup(s.v),
   };
-  if (s.ema) groups.ema = hostGroup(s.ema);
+  if (s.ema) groups.ema = await hostGroup(s.ema);
   await saveCheckpoint(file, meta, groups);
 }
 
@@ -256,7 +256,7 @@ export async function detectSplit(
   const out: Detection[] = [];
   let n = 0;
   for await (const { meta, features } of dataset.videos(split)) {
-    for (const d of predictVideo(params, cfg, features, meta, dataset.classes)) out.push(d);
+    for (const d of await predictVideo(params, cfg, features, meta, dataset.classes)) out.push(d);
     progress?.update(++n);
   }
   progress?.done();
@@ -405,7 +405,7 @@ async function runTraining(
       if (teacher) {
         ms.host += performance.now() - tm;
         tm = performance.now();
-        const raws = runNetwork(s.ema!, cfg, wins, D, t0);
+        const raws = await runNetwork(s.ema!, cfg, wins, D, t0);
         raws.forEach((raw, i) => {
           const weakIds = metas[i].labels;
           const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
@@ -463,6 +463,19 @@ async function runTraining(
       // --- device side: forward, backward, clip, AdamW, EMA ---
       ms.host += performance.now() - tm;
       tm = performance.now();
+      let milMask: Float32Array | undefined;
+      const ks = milKs(lens, t0, cfg);
+      if (tf.getBackend() === "webgpu" && cfg.milWeight > 0 && ks.some((k) => k < t0)) {
+        // WebGPU cannot read tensors synchronously inside the loss: one extra forward pass with
+        // the same inputs and dropouts gives the level-0 logits for the top-k mask.
+        const zd = tf.tidy(() => {
+          const out = forward(s.vars, cfg, { x, lens, t0, dim: D, dropPath }, true);
+          const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [bsz, t0, K]);
+          return tf.mul(z, tf.tensor3d(milKeep, [bsz, t0, K]));
+        });
+        milMask = milTopkMask((await zd.data()) as Float32Array, bsz, t0, K, ks);
+        zd.dispose();
+      }
       let parts: tf.Scalar[] = [];
       const { value, grads } = tf.variableGrads(() => {
         const out = forward(s.vars, cfg, { x, lens, t0, dim: D, dropPath }, true);
@@ -473,18 +486,19 @@ async function runTraining(
           weak,
           milKeep,
           lens,
+          milMask,
         }, cfg);
         parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
         return terms.total;
       }, varList);
       const lossVal = (await value.data())[0];
-      const partVals = parts.map((p) => p.dataSync()[0]);
+      const partVals = await Promise.all(parts.map(async (p) => (await p.data())[0]));
       tf.dispose([value, ...parts]);
       if (!Number.isFinite(lossVal)) {
         throw new Error(`student loss is not finite at step ${s.step}`);
       }
       const lr = learningRate(s.step, cfg.lr, warm);
-      applyAdamW(s, grads, decay, cfg, lr);
+      await applyAdamW(s, grads, decay, cfg, lr);
       tf.dispose(Object.values(grads));
       if (s.ema) {
         const d = cfg.emaDecay;
@@ -564,19 +578,19 @@ async function runTraining(
   return result;
 }
 
-function applyAdamW(
+async function applyAdamW(
   s: State,
   grads: tf.NamedTensorMap,
   decay: Map<string, boolean>,
   cfg: StudentConfig,
   lr: number,
-): void {
+): Promise<void> {
   const byName = new Map<string, tf.Tensor>();
   const prefixLen = (name: string) => name.indexOf("/") + 1;
   for (const [k, g] of Object.entries(grads)) byName.set(k.slice(prefixLen(k)), g);
   // Global L2 norm of all gradients, clipped to cfg.clipNorm (PyTorch clip_grad_norm_).
   const sq = tf.tidy(() => tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g)))));
-  const norm = Math.sqrt(sq.dataSync()[0]);
+  const norm = Math.sqrt((await sq.data())[0]);
   sq.dispose();
   const coef = cfg.clipNorm / (norm + 1e-6);
   const scale = coef < 1 ? coef : 1;
