@@ -133,7 +133,41 @@ export interface FuSTALResult {
 interface StageState {
   done: boolean;
   seconds: number;
+  /** The settings the stage's output depends on (its own and every earlier stage's). */
+  key?: string;
   extra?: Record<string, unknown>;
+}
+
+/** Cumulative settings fingerprints of the stages (see `isDone` in {@linkcode runFuSTAL}). */
+function stageKeys(config: FuSTALConfig, seed: number, preset: string) {
+  const data = JSON.stringify({
+    root: config.root,
+    layout: config.layout,
+    generatorRoot: config.generatorRoot,
+    studentRoot: config.studentRoot,
+    synth: config.root ? undefined : config.synth,
+    seed,
+  });
+  const generation = JSON.stringify({
+    data,
+    preset,
+    generator: config.generator ?? "cola-xv",
+    crossVideo: config.crossVideo ?? true,
+    options: config.generatorOptions ?? {},
+    reuse: config.reuseGenerationFrom,
+  });
+  const selection = JSON.stringify({
+    generation,
+    filter: config.filter ?? "prior",
+    options: config.filterOptions ?? {},
+  });
+  const training = JSON.stringify({
+    selection,
+    student: config.student ?? "tridet-ema",
+    ema: config.ema ?? true,
+    options: config.studentOptions ?? {},
+  });
+  return { data, generation, selection, training };
 }
 
 function nopProgress(): ProgressSink {
@@ -248,19 +282,36 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   }
   const saveState = () => atomicWriteJson(statePath, state, true);
   const seconds: Record<string, number> = {};
-  const isDone = (k: string) => Boolean(config.resume && state[k]?.done);
+  // A stage counts as finished only with the same settings as now (its own and those of the
+  // stages before it), so `--resume` after changing, say, the filter redoes selection and
+  // training but keeps the generator.
+  const keys = stageKeys(config, seed, preset);
+  const isDone = (k: keyof typeof keys) =>
+    Boolean(config.resume && state[k]?.done && state[k]?.key === keys[k]);
 
   for (const m of config.plugins ?? []) await loadPluginModule(m);
 
   const backendInfo: BackendInfo = await initBackend(config.backend ?? "auto");
   log(describeBackend(backendInfo));
 
-  const ctxFor = (stage: string, options: Record<string, unknown>): StageContext => ({
+  // A plugin may continue from its own checkpoints only when the unfinished stage it left was
+  // started with the same settings; the stage is marked started (not done) before it runs.
+  const startStage = async (k: "generation" | "training"): Promise<boolean> => {
+    const same = Boolean(config.resume && state[k] && state[k].key === keys[k]);
+    state[k] = { done: false, seconds: 0, key: keys[k] };
+    await saveState();
+    return same;
+  };
+  const ctxFor = (
+    stage: string,
+    options: Record<string, unknown>,
+    resume: boolean,
+  ): StageContext => ({
     options,
     seed,
     backend: backendInfo,
     outDir: path.join(out, stage),
-    resume: Boolean(config.resume),
+    resume,
     log,
     progress,
   });
@@ -273,7 +324,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     if (!synthDone) {
       log(`data: writing the synthetic THUMOS'14-shaped dataset to ${dataRoot}`);
       await writeDefaultDataset(dataRoot, config);
-      state.data = { done: true, seconds: (performance.now() - t0) / 1000 };
+      state.data = { done: true, seconds: (performance.now() - t0) / 1000, key: keys.data };
       await saveState();
     }
   } else if (config.generatorRoot && !config.root) {
@@ -319,7 +370,12 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         files.generatorTest,
         toResultsJson(`[Generator] ${genName}`, genResult.test),
       );
-      state.generation = { done: true, seconds: 0, extra: prev.generation?.extra };
+      state.generation = {
+        done: true,
+        seconds: 0,
+        key: keys.generation,
+        extra: prev.generation?.extra,
+      };
       await saveState();
     }
     log(`generation: loaded from ${path.join(from, "proposals.json")}`);
@@ -331,7 +387,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         preset,
         crossVideo: config.crossVideo ?? true,
         ...config.generatorOptions,
-      }),
+      }, await startStage("generation")),
     );
     await atomicWriteJson(
       files.proposals,
@@ -341,9 +397,13 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       files.generatorTest,
       toResultsJson(`[Generator] ${genName}`, genResult.test),
     );
+    // Later stages depend on these proposals: they must run again.
+    delete state.selection;
+    delete state.training;
     state.generation = {
       done: true,
       seconds: (performance.now() - t0) / 1000,
+      key: keys.generation,
       extra: { curves: genResult.curves, info: genResult.info },
     };
     await saveState();
@@ -368,7 +428,12 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       files.pseudoLabels,
       toResultsJson(`[Pseudo labels] ${filterName}`, pseudo),
     );
-    state.selection = { done: true, seconds: (performance.now() - t0) / 1000 };
+    delete state.training;
+    state.selection = {
+      done: true,
+      seconds: (performance.now() - t0) / 1000,
+      key: keys.selection,
+    };
     await saveState();
   }
   seconds.selection = (performance.now() - t0) / 1000;
@@ -399,7 +464,11 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     stuResult = await student.train(
       stu,
       pseudo,
-      ctxFor("student", { preset, ema: config.ema ?? true, ...config.studentOptions }),
+      ctxFor(
+        "student",
+        { preset, ema: config.ema ?? true, ...config.studentOptions },
+        await startStage("training"),
+      ),
     );
     await atomicWriteJson(files.detections, toResultsJson(`[Student] ${stuName}`, stuResult.test));
     if (stuResult.testBeforeSwitch) {
@@ -411,6 +480,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     state.training = {
       done: true,
       seconds: (performance.now() - t0) / 1000,
+      key: keys.training,
       extra: { curves: stuResult.curves, info: stuResult.info },
     };
     await saveState();

@@ -73,6 +73,16 @@ Deno.test("pipeline: runFuSTAL end to end on tiny synthetic data, then --resume 
     assert.deepEqual(r2.student.final, r.student.final);
   });
 
+  await t.step("resume with another filter redoes selection and training only", async () => {
+    const logs3: string[] = [];
+    const r3 = await runFuSTAL({ ...tinyConfig(out, logs3), resume: true, filter: "score" });
+    assert.ok(logs3.some((l) => l.startsWith("generation: loaded")), logs3.join("\n"));
+    assert.ok(logs3.some((l) => l.startsWith("selection (score)")));
+    assert.ok(logs3.some((l) => l.includes("epoch")), "student retrained on the new labels");
+    assert.deepEqual(r3.generator.test, r.generator.test);
+    assert.equal(r3.pseudoLabels.filter, "score");
+  });
+
   await t.step("same seed, same backend, same result", async () => {
     const again = await runFuSTAL(tinyConfig(await Deno.makeTempDir(), []));
     assert.deepEqual(again.generator.test, r.generator.test);
