@@ -76,10 +76,19 @@ async function runOnce(backend: string, short: boolean): Promise<Row> {
   const j = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
   const seconds = j.seconds as Record<string, number>;
   if (short) {
-    // Scale the two training stages to the default schedule (inference/eval cost included
-    // once, so this slightly overestimates).
+    // Scale the training steps to the default schedule; the student's detection passes (at
+    // the switch and at the end, ~inferSeconds each) do not grow with the epochs.
+    const m = JSON.parse(await Deno.readTextFile(path.join(out, "metrics.json")));
+    const st = m.student.info ?? {};
+    seconds.generationShort = seconds.generation;
+    seconds.trainingShort = seconds.training;
     seconds.generation *= GEN_ITERS / SHORT.genIters;
-    seconds.training *= STU_EPOCHS / SHORT.stuEpochs;
+    if (st.trainSeconds && st.steps && st.inferSeconds !== undefined) {
+      const stepsDefault = STU_EPOCHS * st.steps / SHORT.stuEpochs;
+      seconds.training = (st.trainSeconds / st.steps) * stepsDefault + 2 * st.inferSeconds;
+    } else {
+      seconds.training *= STU_EPOCHS / SHORT.stuEpochs;
+    }
   }
   await Deno.remove(out, { recursive: true }).catch(() => {});
   return {
@@ -112,6 +121,14 @@ for (const r of rows) {
   const maps = r.mode === "measured"
     ? `${(100 * r.generator).toFixed(1)} | ${(100 * r.student).toFixed(1)}`
     : "- | -";
+  if (r.mode === "projected") {
+    console.error(
+      `${r.backend}: measured short run: generation ${r.seconds.generationShort.toFixed(1)} s ` +
+        `(${SHORT.genIters} iterations + 1 evaluation), training ${
+          r.seconds.trainingShort.toFixed(1)
+        } s (${SHORT.stuEpochs} epoch + 2 detection passes)`,
+    );
+  }
   console.log(
     `| ${r.backend} | ${r.mode} | ${
       stages.map((s) => (r.seconds[s] ?? 0).toFixed(1)).join(" | ")
