@@ -158,7 +158,7 @@ if (values.one) {
   Deno.exit(0);
 }
 
-// Each case runs in its own process: a wasm heap exhausted by one case (the 4 GiB limit of
+// Each case runs in its own process: a wasm heap exhausted by one case (32-bit memory) must
 // not poison the next.
 const cases: Case[] = [];
 for (const backend of values.backends!.split(",") as Case["backend"][]) {
