@@ -209,16 +209,39 @@ Deno.test("pipeline: the whole method runs on Deno's WebGPU (async reads only)",
     console.log("SKIP: this runtime has no WebGPU adapter");
     return;
   }
-  const out = await Deno.makeTempDir({ prefix: "fustal-webgpu-" });
+  // In a subprocess, as a user runs it: the GPU device lives and dies with that process.
   // batch 2 of 128-row windows keeps the MIL top-k path (k < T0) in play, which needs the
   // mask from an asynchronous read on WebGPU.
-  const r = await runFuSTAL({
-    ...tinyConfig(out, []),
-    backend: "webgpu",
-    studentOptions: { ...TINY_STUDENT, batch: 2, epochs: 2, switchEpoch: 1 },
-  });
-  assert.equal(r.backend.name, "webgpu");
-  assert.ok(r.student.final.mAP.every(Number.isFinite));
-  const dets = JSON.parse(await Deno.readTextFile(r.files.detections));
+  const out = await Deno.makeTempDir({ prefix: "fustal-webgpu-" });
+  const opt = (flag: string, o: Record<string, unknown>) =>
+    Object.entries(o).flatMap(([k, v]) => [flag, `${k}=${JSON.stringify(v)}`]);
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      path.join(ROOT, "mod.ts"),
+      "--out",
+      out,
+      "--videos",
+      "16",
+      "--dim",
+      "16",
+      "--seed",
+      "1",
+      "--backend",
+      "webgpu",
+      ...opt("--generator-option", TINY_GENERATOR),
+      ...opt("--student-option", { ...TINY_STUDENT, batch: 2, epochs: 2, switchEpoch: 1 }),
+      "--json",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, stderr);
+  const j = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+  assert.equal(j.backend.name, "webgpu");
+  assert.ok(j.student.final.mAP.every(Number.isFinite));
+  const dets = JSON.parse(await Deno.readTextFile(path.join(out, "detections.json")));
   assert.ok(Object.values(dets.results).flat().length > 0, "detections on the test videos");
 });
