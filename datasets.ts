@@ -58,7 +58,11 @@ export {
 } from "./datasets/npy.ts";
 export { encodeNpz, readNpz } from "./datasets/npz.ts";
 export { bytesSource, fileSource, type ZipEntry, ZipReader, ZipWriter } from "./datasets/zip.ts";
-export { decodeFeatureBytes, openFeatureStore } from "./datasets/features.ts";
+export {
+  decodeFeatureBytes,
+  type FeatureReadOptions,
+  openFeatureStore,
+} from "./datasets/features.ts";
 export { getInflater, setInflater } from "./datasets/inflate.ts";
 export {
   activityNetGeometry,

@@ -22,6 +22,7 @@ export { type BackendInfo, type BackendName, describeBackend, initBackend } from
 export {
   ACTIVITYNET_TIOUS,
   datasetTious,
+  type EvalFileOptions,
   type EvalOptions,
   type EvalResult,
   evaluateDetections,
@@ -37,18 +38,32 @@ export {
   formatResultsTable,
   type FuSTALConfig,
   type FuSTALResult,
+  type MapFigures,
+  type QualityFigures,
   runFuSTAL,
   writeDefaultDataset,
 } from "./stages/pipeline.ts";
 export { type AblationRow, formatAblationTable, runAblation } from "./stages/ablation.ts";
-export { renderReport, type ReportData } from "./lib/report.ts";
+export {
+  type MapSeries,
+  renderReport,
+  type ReportData,
+  type TimelineTrack,
+  type VideoTimeline,
+} from "./lib/report.ts";
 export { Rng } from "./lib/rng.ts";
 // --- stage exports (one line per module; keep this block sorted) ---
 export {
   DATASET_PLUGINS,
   detectLayout,
+  type FeatureReadOptions,
+  type GeometryVideo,
   openDataset,
+  type OpenOptions,
   synthesize,
+  type SynthFormat,
+  type SynthOptions,
+  type SynthResult,
   thumos14Geometry,
 } from "./datasets.ts";
 export { main } from "./cli.ts";
@@ -74,6 +89,7 @@ export type {
   StudentPlugin,
   StudentResult,
 } from "./lib/plugin_types.ts";
+export { PLUGIN_KINDS } from "./lib/plugin_types.ts";
 export {
   getPlugin,
   listPlugins,
@@ -81,6 +97,7 @@ export {
   type PluginConfig,
   type PluginInfo,
   type PluginKind,
+  type PluginOfKind,
   registerPlugin,
   type ResolvedPlugins,
   resolvePlugins,
@@ -99,8 +116,11 @@ export {
   loadCheckpoint as loadGeneratorCheckpoint,
   PAPER_PRESET as GENERATOR_PAPER_PRESET,
   type ProposalConfig,
+  type ResultEntry as GeneratorResultEntry,
   toResultsJson as toGeneratorResultsJson,
   trainGenerator,
+  type TrainHooks as GeneratorTrainHooks,
+  type VideoOutputs as GeneratorVideoOutputs,
 } from "./stages/generation/mod.ts";
 export {
   DEFAULT_ETA,
@@ -116,6 +136,7 @@ export {
   selectByVideo,
   type SelectionOptions,
   selectProposals,
+  type SelectRunOptions,
   topkFilter,
 } from "./stages/selection.ts";
 export * from "./stages/training/mod.ts";

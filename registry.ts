@@ -32,7 +32,9 @@ export type PluginOfKind<K extends PluginKind> = Extract<Plugin, { kind: K }>;
 
 /** One row of {@linkcode listPlugins}. */
 export interface PluginInfo {
+  /** The plugin's kind. */
   kind: PluginKind;
+  /** The plugin's name (unique per kind). */
   name: string;
   /** `built-in`, the module a plugin was loaded from, or `code` (registered directly). */
   source: string;
@@ -360,17 +362,25 @@ export async function guardPluginCall<T>(
 export interface PluginConfig {
   /** Modules to load first (`--plugin`), in order. */
   plugins?: readonly string[];
+  /** Dataset plugin name. */
   dataset?: string;
+  /** Generator plugin name. */
   generator?: string;
+  /** Filter plugin name. */
   filter?: string;
+  /** Student plugin name. */
   student?: string;
 }
 
 /** The plugins a run uses, per kind (absent when config and defaults name none). */
 export interface ResolvedPlugins {
+  /** The dataset plugin. */
   dataset?: DatasetPlugin;
+  /** The generator plugin. */
   generator?: GeneratorPlugin;
+  /** The filter plugin. */
   filter?: FilterPlugin;
+  /** The student plugin. */
   student?: StudentPlugin;
   /** Plugins the modules in `config.plugins` provided. */
   loaded: Plugin[];

@@ -107,12 +107,17 @@ export interface SynthResult {
 
 /** One video of a geometry: id, subset name, duration, fps and class-labelled segments. */
 export interface GeometryVideo {
+  /** Video id (e.g. `video_test_0000004`). */
   id: string;
   /** Subset name of the ActionFormer / ActivityNet file (`Validation`, `Test`, `training`...). */
   subset: string;
+  /** The split the video belongs to. */
   split: "train" | "test";
+  /** Duration in seconds. */
   duration: number;
+  /** Frame rate of the source video (frames per second). */
   fps: number;
+  /** Action instances: class index into the geometry's class list, start and end in seconds. */
   segments: { classId: number; start: number; end: number }[];
 }
 

@@ -9,6 +9,7 @@
 export class InputError extends Error {
   /** Process exit code the CLI uses for this error. */
   readonly exitCode = 2;
+  /** Creates the error; `message` is printed as-is on one line. */
   constructor(message: string) {
     super(message);
     this.name = "InputError";

@@ -84,8 +84,11 @@ export interface FilterContext {
 
 /** Opens datasets of a layout. */
 export interface DatasetPlugin {
+  /** Plugin kind tag. */
   kind: "dataset";
+  /** Name config and CLI use to pick it (unique per kind). */
   name: string;
+  /** One-line description shown by the plugin listing. */
   description?: string;
   /** True when `root` looks like this layout (used by auto-detection). */
   detect?(root: string): boolean | Promise<boolean>;
@@ -95,25 +98,37 @@ export interface DatasetPlugin {
 
 /** Produces proposals from a dataset (video-level labels only). */
 export interface GeneratorPlugin {
+  /** Plugin kind tag. */
   kind: "generator";
+  /** Name config and CLI use to pick it (unique per kind). */
   name: string;
+  /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Trains on the dataset's training videos and returns proposals and test detections. */
   generate(dataset: Dataset, context: StageContext): Promise<GeneratorResult>;
 }
 
 /** Keeps some of one video's proposals. */
 export interface FilterPlugin {
+  /** Plugin kind tag. */
   kind: "filter";
+  /** Name config and CLI use to pick it (unique per kind). */
   name: string;
+  /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Returns the proposals of `context.videoId` to keep (pseudo labels). */
   apply(proposals: Detection[], context: FilterContext): Detection[] | Promise<Detection[]>;
 }
 
 /** Learns a localizer from pseudo labels of the training videos. */
 export interface StudentPlugin {
+  /** Plugin kind tag. */
   kind: "student";
+  /** Name config and CLI use to pick it (unique per kind). */
   name: string;
+  /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Trains on the pseudo labels of the training videos and returns test detections. */
   train(dataset: Dataset, pseudoLabels: Detection[], context: StageContext): Promise<StudentResult>;
 }
 

@@ -12,6 +12,7 @@ export class Rng {
   #s = new Uint32Array(4);
   #spare: number | null = null;
 
+  /** Seeds the stream with `seed` (an integer, taken modulo 2^32; default 0). */
   constructor(seed = 0) {
     let x = (seed >>> 0) ^ 0x9e3779b9;
     for (let i = 0; i < 4; i++) {

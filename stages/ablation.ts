@@ -17,9 +17,11 @@ import {
 export interface AblationRow {
   /** Row name. */
   name: string;
-  /** Switches of the row. */
+  /** Whether the generator used cross-video contrast. */
   crossVideo: boolean;
+  /** Filter plugin of the row (`score` or `prior`). */
   filter: string;
+  /** Whether the student used EMA-teacher distillation. */
   ema: boolean;
   /** The run's figures. */
   result: FuSTALResult;

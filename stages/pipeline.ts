@@ -65,16 +65,19 @@ export interface FuSTALConfig {
   seed?: number;
   /** Synthetic dataset options (when `root` is omitted). */
   synth?: { dim?: number; videos?: number; format?: string };
-  /** Generator plugin name (default `cola-xv`) and options. */
+  /** Generator plugin name (default `cola-xv`). */
   generator?: string;
+  /** Generator plugin options. */
   generatorOptions?: Record<string, unknown>;
   /** Cross-video contrast in the generator (default true). */
   crossVideo?: boolean;
-  /** Filter plugin name (default `prior`) and options (e.g. `gamma`, `eta`). */
+  /** Filter plugin name (default `prior`). */
   filter?: string;
+  /** Filter plugin options (e.g. `gamma`, `eta`). */
   filterOptions?: Record<string, unknown>;
-  /** Student plugin name (default `tridet-ema`) and options. */
+  /** Student plugin name (default `tridet-ema`). */
   student?: string;
+  /** Student plugin options. */
   studentOptions?: Record<string, unknown>;
   /** EMA-teacher distillation in the student (default true). */
   ema?: boolean;
@@ -93,16 +96,23 @@ export interface FuSTALConfig {
 
 /** Quality of a proposal set on the training videos. */
 export interface QualityFigures {
+  /** mAP per threshold of `FuSTALResult.tiou`. */
   mAP: number[];
+  /** Mean of `mAP`. */
   average: number;
+  /** Precision at tIoU 0.5 (one-to-one matching). */
   precision: number;
+  /** Recall at tIoU 0.5 (one-to-one matching). */
   recall: number;
+  /** Number of proposals. */
   proposals: number;
 }
 
 /** Test-split figures. */
 export interface MapFigures {
+  /** mAP per threshold of `FuSTALResult.tiou`. */
   mAP: number[];
+  /** Mean of `mAP`. */
   average: number;
 }
 
@@ -121,8 +131,11 @@ export interface FuSTALResult {
     train: number;
     test: number;
   };
+  /** The generator's own test-split figures and the info it reported. */
   generator: { test: MapFigures; info?: Record<string, unknown> };
+  /** Quality of the training proposals before and after the filter (named by `filter`). */
   pseudoLabels: { before: QualityFigures; after: QualityFigures; filter: string };
+  /** The student's test-split figures (before the EMA switch, final) and the info it reported. */
   student: { beforeSwitch?: MapFigures; final: MapFigures; info?: Record<string, unknown> };
   /** Seconds per stage (of this invocation; 0 for stages loaded on resume). */
   seconds: Record<string, number>;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { tf } from "../../deps.ts";
+import { type Tensor, tf } from "../../deps.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { FeatureGrid, VideoFeatures } from "../../datasets/types.ts";
 import { gridToSeconds } from "../../datasets/time.ts";
@@ -200,7 +200,7 @@ export function toSeconds(
 
 /** Detections of one whole video (features of any length), in seconds. */
 export async function predictVideo(
-  params: Record<string, tf.Tensor>,
+  params: Record<string, Tensor>,
   cfg: StudentConfig,
   feats: VideoFeatures,
   video: { id: string; grid: FeatureGrid; duration: number },

@@ -20,4 +20,5 @@ export {
   trainStudent,
 } from "./train.ts";
 export { predictVideo } from "./infer.ts";
-export { hardNms, softNms } from "./nms.ts";
+export type { Tensor } from "../../deps.ts";
+export { hardNms, type Scored, softNms } from "./nms.ts";

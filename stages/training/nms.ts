@@ -7,8 +7,11 @@
 
 /** A candidate: segment [a, b] (any unit) with a score. */
 export interface Scored {
+  /** Segment start (same unit as `b`). */
   a: number;
+  /** Segment end. */
   b: number;
+  /** Confidence score (Soft-NMS returns the decayed score). */
   score: number;
 }
 

@@ -56,25 +56,35 @@ export interface StudentConfig {
   truncThresh: number;
   /** Input noise std (paper 0.0005). */
   inputNoise: number;
-  /** Focal loss alpha / gamma (paper 0.25 / 2). */
+  /** Focal loss alpha (paper 0.25). */
   focalAlpha: number;
+  /** Focal loss gamma (paper 2). */
   focalGamma: number;
   /** IoU weight power on positive focal terms (paper 0.2). */
   iouWeightPower: number;
-  /** Loss normaliser init / momentum (paper 100 / 0.9). */
+  /** Initial value of the running positive-count loss normaliser (paper 100). */
   lossNormInit: number;
+  /** Momentum of the running loss normaliser (paper 0.9). */
   lossNormMomentum: number;
-  /** MIL loss weight (paper 1), dropout (0.7), top-k divisor (5), k per batch or per video. */
+  /** MIL loss weight (paper 1). */
   milWeight: number;
+  /** Dropout probability on the level-0 class logits before MIL pooling (paper 0.7). */
   milDropout: number;
+  /** MIL top-k divisor: k = floor(valid rows / ratio) (paper 5, SPEC §6.7). */
   milRatio: number;
+  /** Compute the MIL k per video instead of per batch (paper false, SPEC §6.7). */
   milPerVideo: boolean;
-  /** Optimiser: AdamW lr, weight decay on conv weights, betas, eps, clip norm. */
+  /** AdamW learning rate (paper 1e-4). */
   lr: number;
+  /** AdamW decoupled weight decay, applied to conv weights only (paper 0.05). */
   weightDecay: number;
+  /** AdamW first-moment decay beta1 (paper 0.9). */
   beta1: number;
+  /** AdamW second-moment decay beta2 (paper 0.999). */
   beta2: number;
+  /** AdamW epsilon (paper 1e-8). */
   adamEps: number;
+  /** Global L2 gradient-norm clip (paper 1.0). */
   clipNorm: number;
   /** Linear warm-up length in epochs (paper 1). */
   warmupEpochs: number;
@@ -95,15 +105,23 @@ export interface StudentConfig {
    * teacher may label any class). A deviation for short schedules, see `DEFAULT`.
    */
   teacherWeakLabels: boolean;
-  /** Inference: probability threshold, top-k per level, min length, Soft-NMS sigma, etc. */
+  /** Inference: class probability a candidate must exceed before NMS (paper 0.001). */
   preNmsThresh: number;
+  /** Inference: candidates kept per pyramid level before NMS (paper 2000). */
   preNmsTopk: number;
+  /** Inference: minimum segment length, level-0 rows (paper 0.05). */
   durationThresh: number;
+  /** Inference: NMS variant, per class (paper `soft`). */
   nmsMethod: "soft" | "hard";
+  /** Inference: Gaussian Soft-NMS sigma (paper 0.5). */
   nmsSigma: number;
+  /** Inference: hard-NMS IoU threshold (paper 0.1; unused by Soft-NMS). */
   nmsIouThresh: number;
+  /** Inference: Soft-NMS drops candidates whose decayed score falls below this (paper 0.001). */
   minScore: number;
+  /** Inference: detections kept per class after NMS (paper 2000). */
   maxSegPerClass: number;
+  /** Inference: detections kept per video, highest scores first (paper 2000). */
   maxSegNum: number;
   /** Checkpoint every N epochs (and at the end). */
   checkpointEvery: number;

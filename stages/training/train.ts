@@ -16,7 +16,7 @@
  * @module
  */
 import * as path from "node:path";
-import { tf } from "../../deps.ts";
+import { type Tensor, tf } from "../../deps.ts";
 import { InputError } from "../../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../../lib/io.ts";
 import { Rng } from "../../lib/rng.ts";
@@ -73,19 +73,29 @@ export interface TrainOutcome extends StudentResult {
 
 /** What a checkpoint's `meta` holds. */
 export interface CheckpointMeta {
+  /** Format tag of a student checkpoint. */
   format: "fustal-student";
+  /** Checkpoint format version. */
   version: 1;
+  /** The student configuration the weights belong to. */
   config: StudentConfig;
+  /** Class names, in class-id order. */
   classes: string[];
+  /** Input feature dimension D. */
   inDim: number;
   /** Epochs completed. */
   epoch: number;
   /** Optimiser steps taken. */
   step: number;
+  /** Running loss normaliser (see `StudentConfig.lossNormMomentum`). */
   lossNorm: number;
+  /** State of the training random stream ({@linkcode Rng.state}). */
   rng: number[];
+  /** Seed of the run. */
   seed: number;
+  /** Named training curves so far. */
   curves: Record<string, CurvePoint[]>;
+  /** Training time so far, seconds (summed over resumed calls). */
   trainSeconds: number;
 }
 
@@ -248,7 +258,7 @@ export function learningRate(i: number, base: number, w: number): number {
 /** Runs the student on every test video; returns detections in seconds. */
 export async function detectSplit(
   dataset: Dataset,
-  params: Record<string, tf.Tensor>,
+  params: Record<string, Tensor>,
   cfg: StudentConfig,
   split: "train" | "test" = "test",
   progress?: ProgressSink,
@@ -623,7 +633,7 @@ async function applyAdamW(
 export async function loadStudent(
   file: string,
   which: "ema" | "raw" = "ema",
-): Promise<{ params: Record<string, tf.Tensor>; meta: CheckpointMeta }> {
+): Promise<{ params: Record<string, Tensor>; meta: CheckpointMeta }> {
   const ck = await loadCheckpoint(file);
   const meta = ck.meta as CheckpointMeta;
   if (!meta || meta.format !== "fustal-student") {
