@@ -56,24 +56,29 @@ export async function probeAdapter(): Promise<
 }
 
 let current: BackendInfo | null = null;
-let quietDone = false;
-
-/** Silences tfjs's one-time "install tfjs-node" banner, which is noise in a CLI. */
-function quietTfjs(): void {
-  if (quietDone) return;
-  quietDone = true;
+/**
+ * Runs `fn` with tfjs's one-time "install tfjs-node" banner (printed when the cpu backend is
+ * first constructed) filtered out of the console: it is noise in a CLI. Only that message is
+ * dropped, and only while backends are being set up.
+ */
+async function withoutTfjsBanner<T>(fn: () => Promise<T>): Promise<T> {
   const origWarn = console.warn;
   const origLog = console.log;
-  const drop = (args: unknown[]) =>
+  const banner = (args: unknown[]) =>
     typeof args[0] === "string" &&
-    (args[0].includes("looks like you are running TensorFlow.js in Node.js") ||
-      /^=+$/.test(args[0].trim()) || args[0].includes("tfjs-node"));
+    args[0].includes("looks like you are running TensorFlow.js in Node.js");
   console.warn = (...a: unknown[]) => {
-    if (!drop(a)) origWarn(...a);
+    if (!banner(a)) origWarn(...a);
   };
   console.log = (...a: unknown[]) => {
-    if (!drop(a)) origLog(...a);
+    if (!banner(a)) origLog(...a);
   };
+  try {
+    return await fn();
+  } finally {
+    console.warn = origWarn;
+    console.log = origLog;
+  }
 }
 
 async function tryLoad(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
@@ -109,12 +114,15 @@ async function timeMatMul(): Promise<number> {
  * @param name `auto` (default) or a backend to force.
  * @returns what was chosen, with the adapter seen and the reason.
  */
-export async function initBackend(name: BackendName = "auto"): Promise<BackendInfo> {
+export function initBackend(name: BackendName = "auto"): Promise<BackendInfo> {
+  return withoutTfjsBanner(() => selectBackend(name));
+}
+
+async function selectBackend(name: BackendName): Promise<BackendInfo> {
   if (!BACKENDS.includes(name)) {
     throw new InputError(`--backend: unknown backend "${name}" (use ${BACKENDS.join(", ")})`);
   }
   if (current && (name === "auto" || current.backend === name)) return current;
-  quietTfjs();
   const ad = await probeAdapter();
   const adapter = ad?.description ?? null;
   const adapterIsSoftware = ad ? ad.software : null;
@@ -149,7 +157,7 @@ export async function initBackend(name: BackendName = "auto"): Promise<BackendIn
   if (ranked.length === 0) throw new Error("no tfjs backend could be initialised");
   const best = ranked[0][0] as "webgpu" | "wasm" | "cpu";
   await tf.setBackend(best);
-  const why = ad ? `software WebGPU adapter (${adapter}); ` : "no WebGPU adapter; ";
+  const why = ad ? "software adapter, so " : "";
   current = {
     backend: best,
     adapter,
