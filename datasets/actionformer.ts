@@ -16,10 +16,9 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { readJson } from "../lib/io.ts";
 import {
-  classIdOf,
   finishOpen,
   type OpenOptions,
-  parseSegment,
+  parseAnnotations,
   type StreamingDataset,
   THUMOS14_CLASSES,
   thumosSplitOf,
@@ -27,7 +26,7 @@ import {
 } from "./common.ts";
 import { type FeatureStore, openFeatureStore } from "./features.ts";
 import { actionFormerGrid } from "./time.ts";
-import type { Annotation, VideoMeta } from "./types.ts";
+import type { VideoMeta } from "./types.ts";
 
 /** Default annotation file, relative to the root. */
 export const ACTIONFORMER_ANNOTATIONS = "annotations/thumos14.json";
@@ -63,14 +62,7 @@ export async function openActionFormer(
     const fps = Number(v.fps);
     if (!(duration > 0)) throw new InputError(`${annFile}: video ${id}: bad duration`);
     if (!(fps > 0)) throw new InputError(`${annFile}: video ${id}: bad fps`);
-    const anns: Annotation[] = [];
-    for (const a of (v.annotations as Record<string, unknown>[] | undefined) ?? []) {
-      anns.push({
-        label: String(a.label),
-        classId: classIdOf(classes, index, a.label, annFile, id),
-        segment: parseSegment(a.segment, annFile, id),
-      });
-    }
+    const anns = parseAnnotations(v.annotations, classes, index, annFile, id);
     metas.push({
       id,
       split,

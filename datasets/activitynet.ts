@@ -20,16 +20,15 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { exists, readBytes, readJson } from "../lib/io.ts";
 import {
-  classIdOf,
   finishOpen,
   type OpenOptions,
-  parseSegment,
+  parseAnnotations,
   type StreamingDataset,
   weakLabels,
 } from "./common.ts";
 import { type FeatureStore, openFeatureStore } from "./features.ts";
 import { uniformGrid } from "./time.ts";
-import type { Annotation, Split, VideoMeta } from "./types.ts";
+import type { Split, VideoMeta } from "./types.ts";
 
 /** Annotation file names looked for under the root (first found wins). */
 export const ACTIVITYNET_ANNOTATION_NAMES = [
@@ -148,11 +147,7 @@ export async function openActivityNet(
     const split = anetSplitOf(v.subset, opts.includeTesting ?? false);
     if (!split) continue;
     if (!(v.duration > 0)) throw new InputError(`${annFile}: video ${v.id}: bad duration`);
-    const anns: Annotation[] = v.annotations.map((a) => ({
-      label: String(a.label),
-      classId: classIdOf(classes, index, a.label, annFile, v.id),
-      segment: parseSegment(a.segment, annFile, v.id),
-    }));
+    const anns = parseAnnotations(v.annotations, classes, index, annFile, v.id);
     metas.push({
       id: v.id,
       split,

@@ -18,17 +18,16 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { readBytes, readJson } from "../lib/io.ts";
 import {
-  classIdOf,
   finishOpen,
   type OpenOptions,
-  parseSegment,
+  parseAnnotations,
   type StreamingDataset,
   THUMOS14_CLASSES,
   weakLabels,
 } from "./common.ts";
 import { type FeatureStore, openFeatureStore } from "./features.ts";
 import { COLA_GRID, gridToSeconds } from "./time.ts";
-import type { Annotation, Split, VideoMeta } from "./types.ts";
+import type { Split, VideoMeta } from "./types.ts";
 
 /** Reads a split file: one id per line, blank lines ignored. */
 export async function readIdList(file: string): Promise<string[]> {
@@ -58,14 +57,7 @@ export async function openCola(root: string, opts: OpenOptions = {}): Promise<St
     for (const id of await readIdList(listFile)) {
       const v = db[id];
       if (!v) throw new InputError(`${listFile}: video ${id} is not in ${annFile}`);
-      const anns: Annotation[] = [];
-      for (const a of (v.annotations as Record<string, unknown>[] | undefined) ?? []) {
-        anns.push({
-          label: String(a.label),
-          classId: classIdOf(classes, index, a.label, annFile, id),
-          segment: parseSegment(a.segment, annFile, id),
-        });
-      }
+      const anns = parseAnnotations(v.annotations, classes, index, annFile, id);
       metas.push({
         id,
         split,

@@ -80,6 +80,24 @@ export function classIdOf(
   return id;
 }
 
+/**
+ * Parses a video's annotation list (`[{label, segment}]` as in every layout's JSON): class ids
+ * through `classes`, segments in seconds; errors name the file and the video.
+ */
+export function parseAnnotations(
+  list: unknown,
+  classes: readonly string[],
+  index: Map<string, number>,
+  file: string,
+  video: string,
+): Annotation[] {
+  return ((list as Record<string, unknown>[] | undefined) ?? []).map((a) => ({
+    label: String(a.label),
+    classId: classIdOf(classes, index, a.label, file, video),
+    segment: parseSegment(a.segment, file, video),
+  }));
+}
+
 /** Parses one `[start, end]` segment (numbers or numeric strings). */
 export function parseSegment(seg: unknown, file: string, video: string): [number, number] {
   if (!Array.isArray(seg) || seg.length !== 2) {
