@@ -293,14 +293,23 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   } else if (!config.resume && await exists(statePath)) {
     log(`note: ${out} holds an earlier run; its stages are recomputed (use --resume to continue)`);
   }
+  const keys = stageKeys(config, seed, preset);
   const saveState = () => atomicWriteJson(statePath, state, true);
-  const seconds: Record<string, number> = {};
+  /** Records stage `k` as finished (with the settings it ran with) and saves the state. */
+  const finishStage = (
+    k: "data" | "generation" | "selection" | "training",
+    started: number,
+    extra?: Record<string, unknown>,
+  ) => {
+    state[k] = { done: true, seconds: (performance.now() - started) / 1000, key: keys[k], extra };
+    return saveState();
+  };
   // A stage counts as finished only with the same settings as now (its own and those of the
   // stages before it), so `--resume` after changing, say, the filter redoes selection and
   // training but keeps the generator.
-  const keys = stageKeys(config, seed, preset);
   const isDone = (k: keyof typeof keys) =>
     Boolean(config.resume && state[k]?.done && state[k]?.key === keys[k]);
+  const seconds: Record<string, number> = {};
 
   for (const m of config.plugins ?? []) await loadPluginModule(m);
 
@@ -337,8 +346,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     if (!synthDone) {
       log(`data: writing the synthetic THUMOS'14-shaped dataset to ${dataRoot}`);
       await writeDefaultDataset(dataRoot, config);
-      state.data = { done: true, seconds: (performance.now() - t0) / 1000, key: keys.data };
-      await saveState();
+      await finishStage("data", t0);
     }
   } else if (config.generatorRoot && !config.root) {
     dataRoot = path.resolve(config.generatorRoot);
@@ -383,13 +391,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         files.generatorTest,
         toResultsJson(`[Generator] ${genName}`, genResult.test),
       );
-      state.generation = {
-        done: true,
-        seconds: 0,
-        key: keys.generation,
-        extra: prev.generation?.extra,
-      };
-      await saveState();
+      await finishStage("generation", performance.now(), prev.generation?.extra);
     }
     log(`generation: loaded from ${path.join(from, "proposals.json")}`);
   } else {
@@ -413,13 +415,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     // Later stages depend on these proposals: they must run again.
     delete state.selection;
     delete state.training;
-    state.generation = {
-      done: true,
-      seconds: (performance.now() - t0) / 1000,
-      key: keys.generation,
-      extra: { curves: genResult.curves, info: genResult.info },
-    };
-    await saveState();
+    await finishStage("generation", t0, { curves: genResult.curves, info: genResult.info });
   }
   seconds.generation = (performance.now() - t0) / 1000;
   const genTest = evaluateDetections(gtTest, genResult.test, { tious });
@@ -442,12 +438,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       toResultsJson(`[Pseudo labels] ${filterName}`, pseudo),
     );
     delete state.training;
-    state.selection = {
-      done: true,
-      seconds: (performance.now() - t0) / 1000,
-      key: keys.selection,
-    };
-    await saveState();
+    await finishStage("selection", t0);
   }
   seconds.selection = (performance.now() - t0) / 1000;
   const before = pseudoLabelQuality(gtTrain, genResult.train, { tious });
@@ -490,13 +481,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         toResultsJson(`[Student before EMA switch] ${stuName}`, stuResult.testBeforeSwitch),
       );
     }
-    state.training = {
-      done: true,
-      seconds: (performance.now() - t0) / 1000,
-      key: keys.training,
-      extra: { curves: stuResult.curves, info: stuResult.info },
-    };
-    await saveState();
+    await finishStage("training", t0, { curves: stuResult.curves, info: stuResult.info });
   }
   seconds.training = (performance.now() - t0) / 1000;
 
