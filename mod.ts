@@ -31,8 +31,10 @@ export {
   parseGroundTruth,
   parseResults,
   parseTious,
+  type ResultsFile,
   segmentIoU,
   THUMOS_TIOUS,
+  toResultsFile,
 } from "./stages/evaluation.ts";
 export {
   formatResultsTable,

@@ -8,7 +8,13 @@ import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, readJson } from "../lib/io.ts";
 import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
-import { parseGroundTruth, parseResults, parseTious, THUMOS_TIOUS } from "../stages/evaluation.ts";
+import {
+  parseGroundTruth,
+  parseResults,
+  parseTious,
+  THUMOS_TIOUS,
+  toResultsFile,
+} from "../stages/evaluation.ts";
 import {
   groupByVideo,
   type PseudoLabelQuality,
@@ -119,10 +125,7 @@ export async function run(args: string[]): Promise<number> {
   const ms = performance.now() - t0;
   const after = [...kept.values()].flat();
 
-  const results: Record<string, { label: string; score: number; segment: [number, number] }[]> = {};
-  for (const [v, list] of kept) {
-    results[v] = list.map((d) => ({ label: d.label, score: d.score, segment: d.segment }));
-  }
+  const { results } = toResultsFile(after, filterName, { videoIds: [...kept.keys()] });
   const top = { ...(raw as Record<string, unknown>) };
   delete top.results;
   await atomicWriteJson(outFile, { ...top, results });

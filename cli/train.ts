@@ -11,7 +11,13 @@ import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import type { Dataset } from "../datasets/types.ts";
-import { evaluateDetections, parseResults, THUMOS_TIOUS } from "../stages/evaluation.ts";
+import {
+  evaluateDetections,
+  parseResults,
+  type ResultsFile,
+  THUMOS_TIOUS,
+  toResultsFile,
+} from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
 import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
 
@@ -30,13 +36,9 @@ train --resume DIR [--json]
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
   the flags and config it was started with. --json: last stdout line one object.`;
 
-/** Detections as ActivityNet result JSON. */
-export function resultsJson(method: string, dets: readonly Detection[]): unknown {
-  const results: Record<string, { label: string; score: number; segment: [number, number] }[]> = {};
-  for (const d of dets) {
-    (results[d.videoId] ??= []).push({ label: d.label, score: d.score, segment: d.segment });
-  }
-  return { version: "FuSTAL-TS 0.1", method, results, external_data: { used: false, details: "" } };
+/** Detections as an official-style ActivityNet result file. */
+export function resultsJson(method: string, dets: readonly Detection[]): ResultsFile {
+  return toResultsFile(dets, method, { official: true });
 }
 
 /** Opens a dataset through the shared adapters (`datasets.ts`). */

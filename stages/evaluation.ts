@@ -269,6 +269,54 @@ export function parseGroundTruth(obj: unknown, file: string, subset?: string): G
   return { videos, instances };
 }
 
+/** One entry of a result file. */
+export interface ResultEntry {
+  /** Class name. */
+  label: string;
+  /** Confidence (proposal scores may be outside [0, 1]). */
+  score: number;
+  /** `[start, end]` in seconds. */
+  segment: [number, number];
+}
+
+/** A result file: CoLA style (`method`, `results`), plus the official keys when asked. */
+export interface ResultsFile {
+  /** Official ActivityNet style only. */
+  version?: string;
+  /** Who made the detections (the CoLA evaluator requires the key). */
+  method: string;
+  /** Detections per video, in seconds. */
+  results: Record<string, ResultEntry[]>;
+  /** Official ActivityNet style only. */
+  external_data?: { used: boolean; details: string };
+}
+
+/**
+ * The result file of `detections` (the inverse of {@linkcode parseResults}): videos in order of
+ * `videoIds` first (each listed video gets a list, empty when it has no detection), then of
+ * first appearance; within a video, the detections' order. `official` adds the `version` and
+ * `external_data` keys of the official ActivityNet format (SPEC §2.5); without it the file is
+ * exactly the reference generator's `{method, results}` (SPEC §2.4).
+ */
+export function toResultsFile(
+  detections: readonly Detection[],
+  method: string,
+  options: { videoIds?: readonly string[]; official?: boolean } = {},
+): ResultsFile {
+  const results: Record<string, ResultEntry[]> = {};
+  for (const id of options.videoIds ?? []) results[id] = [];
+  for (const d of detections) {
+    (results[d.videoId] ??= []).push({
+      label: d.label,
+      score: d.score,
+      segment: [d.segment[0], d.segment[1]],
+    });
+  }
+  return options.official
+    ? { version: "FuSTAL-TS 0.1", method, results, external_data: { used: false, details: "" } }
+    : { method, results };
+}
+
 /** Reads detections from `{"results": {vid: [{"label", "score", "segment"}]}}`. */
 export function parseResults(obj: unknown, file: string): Detection[] {
   if (!isRecord(obj) || !isRecord(obj.results)) {

@@ -34,7 +34,14 @@ import type {
 } from "../lib/plugin_types.ts";
 import type { Dataset, Split } from "../datasets/types.ts";
 import { getPlugin, loadPluginModule } from "../registry.ts";
-import { ACTIVITYNET_TIOUS, evaluateDetections, parseResults, THUMOS_TIOUS } from "./evaluation.ts";
+import {
+  ACTIVITYNET_TIOUS,
+  evaluateDetections,
+  parseResults,
+  type ResultsFile,
+  THUMOS_TIOUS,
+  toResultsFile,
+} from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
 import { renderReport, type VideoTimeline } from "../lib/report.ts";
 
@@ -197,12 +204,8 @@ function gtOf(ds: Dataset, split: Split): GroundTruth {
   };
 }
 
-function toResultsJson(method: string, dets: readonly Detection[]): unknown {
-  const results: Record<string, { label: string; score: number; segment: [number, number] }[]> = {};
-  for (const [vid, list] of groupByVideo(dets)) {
-    results[vid] = list.map((d) => ({ label: d.label, score: d.score, segment: d.segment }));
-  }
-  return { version: "FuSTAL-TS 0.1", method, results, external_data: { used: false, details: "" } };
+function toResultsJson(method: string, dets: readonly Detection[]): ResultsFile {
+  return toResultsFile(dets, method, { official: true });
 }
 
 async function readResultsFile(file: string): Promise<Detection[]> {

@@ -22,6 +22,11 @@ export const TINY_STUDENT = {
   emaDecay: 0.8,
 };
 
+/** `--generator-option k=v ...` style CLI flags from an options object. */
+function opt(flag: string, o: Record<string, unknown>): string[] {
+  return Object.entries(o).flatMap(([k, v]) => [flag, `${k}=${JSON.stringify(v)}`]);
+}
+
 function tinyConfig(out: string, logs: string[]): FuSTALConfig {
   return {
     out,
@@ -117,8 +122,6 @@ Deno.test("cli run: --json last line, user filter plugin from a folder outside t
 };
 `,
   );
-  const opt = (flag: string, o: Record<string, unknown>) =>
-    Object.entries(o).flatMap(([k, v]) => [flag, `${k}=${JSON.stringify(v)}`]);
   const out = path.join(dir, "run");
   const r = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -213,8 +216,6 @@ Deno.test("pipeline: the whole method runs on Deno's WebGPU (async reads only)",
   // batch 2 of 128-row windows keeps the MIL top-k path (k < T0) in play, which needs the
   // mask from an asynchronous read on WebGPU.
   const out = await Deno.makeTempDir({ prefix: "fustal-webgpu-" });
-  const opt = (flag: string, o: Record<string, unknown>) =>
-    Object.entries(o).flatMap(([k, v]) => [flag, `${k}=${JSON.stringify(v)}`]);
   const r = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",

@@ -16,6 +16,7 @@ import type { Detection } from "../../lib/types.ts";
 import type { GeneratorPlugin, GeneratorResult, StageContext } from "../../lib/plugin_types.ts";
 import type { Dataset } from "../../datasets/types.ts";
 import { InputError } from "../../lib/errors.ts";
+import { type ResultEntry, toResultsFile } from "../evaluation.ts";
 import { type GeneratorConfig, generatorConfig, type GeneratorPreset } from "./presets.ts";
 import { trainGenerator } from "./train.ts";
 
@@ -40,15 +41,8 @@ export function configFromOptions(
   return generatorConfig((preset as GeneratorPreset | undefined) ?? "default", overrides);
 }
 
-/** One entry of a result file. */
-export interface ResultEntry {
-  /** Class name. */
-  label: string;
-  /** OIC score. */
-  score: number;
-  /** `[start, end]` seconds. */
-  segment: [number, number];
-}
+/** One entry of a result file (the shared type of `stages/evaluation.ts`). */
+export type { ResultEntry };
 
 /**
  * ActivityNet result JSON (`{"method", "results": {vid: [{label, score, segment}]}}`), in the
@@ -59,16 +53,7 @@ export function toResultsJson(
   method = "[Generator]",
   videoIds: readonly string[] = [],
 ): { method: string; results: Record<string, ResultEntry[]> } {
-  const results: Record<string, ResultEntry[]> = {};
-  for (const id of videoIds) results[id] = [];
-  for (const d of detections) {
-    (results[d.videoId] ??= []).push({
-      label: d.label,
-      score: d.score,
-      segment: [d.segment[0], d.segment[1]],
-    });
-  }
-  return { method, results };
+  return toResultsFile(detections, method, { videoIds });
 }
 
 /** Runs the generator stage on a dataset with a {@linkcode StageContext}. */
