@@ -269,6 +269,21 @@ export function parseGroundTruth(obj: unknown, file: string, subset?: string): G
   return { videos, instances };
 }
 
+/**
+ * Ground truth of a set of videos from their annotations (every video listed, with or
+ * without instances): what the datasets' metadata gives, in the evaluator's form.
+ */
+export function groundTruthFromVideos(
+  videos: readonly { id: string; annotations: readonly { label: string; segment: Segment }[] }[],
+): GroundTruth {
+  return {
+    videos: videos.map((v) => v.id),
+    instances: videos.flatMap((v) =>
+      v.annotations.map((a) => ({ videoId: v.id, label: a.label, segment: a.segment }))
+    ),
+  };
+}
+
 /** One entry of a result file. */
 export interface ResultEntry {
   /** Class name. */

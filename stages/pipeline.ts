@@ -37,6 +37,7 @@ import { getPlugin, loadPluginModule } from "../registry.ts";
 import {
   ACTIVITYNET_TIOUS,
   evaluateDetections,
+  groundTruthFromVideos,
   parseResults,
   type ResultsFile,
   THUMOS_TIOUS,
@@ -194,16 +195,6 @@ function nopProgress(): ProgressSink {
   return { update() {}, done() {} };
 }
 
-function gtOf(ds: Dataset, split: Split): GroundTruth {
-  const metas = ds.list(split);
-  return {
-    videos: metas.map((m) => m.id),
-    instances: metas.flatMap((m) =>
-      m.annotations.map((a) => ({ videoId: m.id, label: a.label, segment: a.segment }))
-    ),
-  };
-}
-
 function toResultsJson(method: string, dets: readonly Detection[]): ResultsFile {
   return toResultsFile(dets, method, { official: true });
 }
@@ -358,8 +349,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   seconds.data = (performance.now() - t0) / 1000;
   const anet = gen.layout === "activitynet" || gen.classes.length > 20;
   const tious = [...(anet ? ACTIVITYNET_TIOUS : THUMOS_TIOUS)];
-  const gtTrain = gtOf(gen, "train");
-  const gtTest = gtOf(gen, "test");
+  const gtTrain = groundTruthFromVideos(gen.list("train"));
+  const gtTest = groundTruthFromVideos(gen.list("test"));
   log(
     `data: generator ${gen.layout} (${gen.list("train").length} train / ${
       gen.list("test").length

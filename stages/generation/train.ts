@@ -27,6 +27,7 @@ import {
   ACTIVITYNET_TIOUS,
   type EvalResult,
   evaluateDetections,
+  groundTruthFromVideos,
   THUMOS_TIOUS,
 } from "../evaluation.ts";
 import type { GeneratorConfig } from "./presets.ts";
@@ -97,16 +98,6 @@ export interface GeneratorRun {
   resumedFrom?: number;
   /** Videos used (training videos without any label are skipped). */
   counts: { train: number; test: number; skippedUnlabeled: number };
-}
-
-/** Ground truth of a split from a dataset's annotations. */
-export function groundTruthOf(metas: readonly VideoMeta[]): GroundTruth {
-  return {
-    videos: metas.map((m) => m.id),
-    instances: metas.flatMap((m) =>
-      m.annotations.map((a) => ({ videoId: m.id, label: a.label, segment: a.segment }))
-    ),
-  };
 }
 
 /** tIoU thresholds for a dataset: the config's, else ActivityNet's for ≥ 100 classes. */
@@ -262,7 +253,9 @@ export async function evaluateOn(
 ): Promise<{ detections: Detection[]; eval: EvalResult; accuracy: number }> {
   const inf = await inferVideos(params, metas, cache, cfg, ds.featureDim);
   const detections = proposalsOf(inf, ds.classes, cfg);
-  const ev = evaluateDetections(groundTruthOf(metas), detections, { tious: tiousFor(ds, cfg) });
+  const ev = evaluateDetections(groundTruthFromVideos(metas), detections, {
+    tious: tiousFor(ds, cfg),
+  });
   return { detections, eval: ev, accuracy: exactMatchAccuracy(inf, ds.classes.length) };
 }
 

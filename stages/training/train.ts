@@ -24,6 +24,7 @@ import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_t
 import type { Detection, GroundTruth } from "../../lib/types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
 import { gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
+import { groundTruthFromVideos } from "../evaluation.ts";
 import { cropWindow } from "./augment.ts";
 import { assignTargets, type GridSegment } from "./assign.ts";
 import { loadCheckpoint, saveCheckpoint, type TensorGroups } from "./checkpoint.ts";
@@ -101,13 +102,7 @@ export interface CheckpointMeta {
 
 /** Ground truth of the videos of a split (for evaluation only; never used in training). */
 export function groundTruthOf(dataset: Dataset, split: "train" | "test"): GroundTruth {
-  const metas = dataset.list(split);
-  return {
-    videos: metas.map((m) => m.id),
-    instances: metas.flatMap((m) =>
-      m.annotations.map((a) => ({ videoId: m.id, label: a.label, segment: a.segment }))
-    ),
-  };
+  return groundTruthFromVideos(dataset.list(split));
 }
 
 /** Pseudo labels (seconds) of the training videos as grid segments, per video id. */
