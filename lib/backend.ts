@@ -18,7 +18,10 @@ export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";
 export interface BackendInfo {
   /** The tfjs backend in use. */
   backend: "webgpu" | "wasm" | "cpu";
-  /** WebGPU adapter description, when one was found (even if not used). */
+  /**
+   * WebGPU adapter description, when one was found (even if not used). Not looked for when
+   * wasm or cpu is requested by name: nothing then needs a GPU instance in the process.
+   */
   adapter: string | null;
   /** Whether that adapter is a software (fallback) adapter. */
   adapterIsSoftware: boolean | null;
@@ -123,14 +126,20 @@ async function selectBackend(name: BackendName): Promise<BackendInfo> {
     throw new InputError(`--backend: unknown backend "${name}" (use ${BACKENDS.join(", ")})`);
   }
   if (current && (name === "auto" || current.backend === name)) return current;
+  if (name === "wasm" || name === "cpu") {
+    if (!(await tryLoad(name))) {
+      throw new InputError(`--backend ${name}: backend could not be initialised`);
+    }
+    current = { backend: name, adapter: null, adapterIsSoftware: null, reason: "requested" };
+    return current;
+  }
   const ad = await probeAdapter();
   const adapter = ad?.description ?? null;
   const adapterIsSoftware = ad ? ad.software : null;
-  if (name !== "auto") {
+  if (name === "webgpu") {
     if (!(await tryLoad(name))) {
       throw new InputError(
-        `--backend ${name}: backend could not be initialised` +
-          (name === "webgpu" ? " (no WebGPU adapter in this runtime)" : ""),
+        `--backend ${name}: backend could not be initialised (no WebGPU adapter in this runtime)`,
       );
     }
     current = { backend: name, adapter, adapterIsSoftware, reason: "requested" };
@@ -178,6 +187,8 @@ export function currentBackend(): BackendInfo | null {
 export function describeBackend(info: BackendInfo): string {
   const ad = info.adapter
     ? `adapter: ${info.adapter}${info.adapterIsSoftware ? ", software" : ", hardware"}`
-    : "no WebGPU adapter";
+    : info.backend === "webgpu" || info.reason !== "requested"
+    ? "no WebGPU adapter"
+    : "WebGPU not probed";
   return `backend ${info.backend} (${ad}; ${info.reason})`;
 }
