@@ -24,7 +24,7 @@ import {
   initBackend,
 } from "../lib/backend.ts";
 import { atomicWrite, atomicWriteJson, exists, readJson } from "../lib/io.ts";
-import type { Detection, GroundTruth } from "../lib/types.ts";
+import type { Detection } from "../lib/types.ts";
 import type {
   CurvePoint,
   GeneratorResult,

@@ -20,7 +20,7 @@ import { tf } from "../../deps.ts";
 import { Rng } from "../../lib/rng.ts";
 import { InputError } from "../../lib/errors.ts";
 import { exists } from "../../lib/io.ts";
-import type { Detection, GroundTruth } from "../../lib/types.ts";
+import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
 import {
