@@ -97,12 +97,19 @@ let t = performance.now();
 await deno([...base, "--out", path.join(out, "single.json")]);
 const one = (performance.now() - t) / 1000;
 t = performance.now();
-await Promise.all([0, 1].map((i) =>
-  deno([...base, "--out", path.join(out, `shard-${i}.json`), "--shard", `${i}/2`])
-));
+await Promise.all(
+  [0, 1].map((i) =>
+    deno([...base, "--out", path.join(out, `shard-${i}.json`), "--shard", `${i}/2`])
+  ),
+);
 const two = (performance.now() - t) / 1000;
 t = performance.now();
-await deno(["merge", "--out", path.join(out, "merged.json"), ...[0, 1].map((i) => path.join(out, `shard-${i}.json`))]);
+await deno([
+  "merge",
+  "--out",
+  path.join(out, "merged.json"),
+  ...[0, 1].map((i) => path.join(out, `shard-${i}.json`)),
+]);
 const mergeSmall = (performance.now() - t) / 1000;
 const same = (await fs.readFile(path.join(out, "single.json"))).equals(
   await fs.readFile(path.join(out, "merged.json")),
@@ -137,7 +144,10 @@ for (let i = 0; i < 4; i++) {
   });
   shardFiles.push(f);
 }
-const bytes = (await Promise.all(shardFiles.map((f) => fs.stat(f)))).reduce((a, s) => a + s.size, 0);
+const bytes = (await Promise.all(shardFiles.map((f) => fs.stat(f)))).reduce(
+  (a, s) => a + s.size,
+  0,
+);
 t = performance.now();
 await deno(["merge", "--out", path.join(anetDir, "merged.json"), ...shardFiles]);
 const mergeCli = (performance.now() - t) / 1000;
