@@ -34,13 +34,23 @@ const { values } = parseArgs({
 const dir = path.resolve(values.dir!);
 const data = path.join(dir, "data");
 
-async function deno(args: string[]): Promise<void> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MOD, ...args],
+/** Runs the CLI; returns its CPU seconds (user + sys, from /usr/bin/time when present). */
+async function deno(args: string[]): Promise<number> {
+  const timeFile = await Deno.makeTempFile();
+  const timed = await exists("/usr/bin/time");
+  const cmd = timed ? "/usr/bin/time" : Deno.execPath();
+  const pre = timed ? ["-f", "%U %S", "-o", timeFile, Deno.execPath()] : [];
+  const r = await new Deno.Command(cmd, {
+    args: [...pre, "run", "-A", MOD, ...args],
     stdout: "null",
     stderr: "piped",
   }).output();
   if (r.code !== 0) throw new Error(`${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+  const cpu = timed
+    ? (await Deno.readTextFile(timeFile)).trim().split("\n").at(-1)!.split(" ").map(Number)
+    : [NaN, 0];
+  await Deno.remove(timeFile);
+  return cpu[0] + cpu[1];
 }
 
 const load0 = os.loadavg();
@@ -93,16 +103,17 @@ const base = [
 ];
 const out = path.join(dir, "out");
 await fs.mkdir(out, { recursive: true });
+// The 2-process run first, then the single process (the reverse order of a previous run).
 let t = performance.now();
-await deno([...base, "--out", path.join(out, "single.json")]);
-const one = (performance.now() - t) / 1000;
-t = performance.now();
-await Promise.all(
+const cpuShards = await Promise.all(
   [0, 1].map((i) =>
     deno([...base, "--out", path.join(out, `shard-${i}.json`), "--shard", `${i}/2`])
   ),
 );
 const two = (performance.now() - t) / 1000;
+t = performance.now();
+const cpuOne = await deno([...base, "--out", path.join(out, "single.json")]);
+const one = (performance.now() - t) / 1000;
 t = performance.now();
 await deno([
   "merge",
@@ -167,7 +178,13 @@ console.log(`| measurement | seconds |
 | --- | ---: |
 | predict, 412 videos, 1 process | ${one.toFixed(1)} |
 | predict, 412 videos, 2 processes (\`--shard 0/2\`, \`1/2\` at once) | ${two.toFixed(1)} |
-| speed-up 1 -> 2 processes | ${(one / two).toFixed(2)}x |
+| speed-up 1 -> 2 processes (wall) | ${(one / two).toFixed(2)}x |
+| CPU seconds: 1 process / shard 0 / shard 1 | ${cpuOne.toFixed(1)} / ${
+  cpuShards[0].toFixed(1)
+} / ${cpuShards[1].toFixed(1)} |
+| speed-up on 2 idle cores (CPU s of 1 process / CPU s of the larger shard) | ${
+  (cpuOne / Math.max(...cpuShards)).toFixed(2)
+}x |
 | merge of the 2 predict shards (CLI, with start-up) | ${mergeSmall.toFixed(2)} |
 | merge, 5,000 videos x 100 detections, 4 shards (${(bytes / 1e6).toFixed(0)} MB), CLI | ${
   mergeCli.toFixed(2)

@@ -1,6 +1,6 @@
 /**
  * The method's ablation (`run --ablate`): runs of {@linkcode runFuSTAL} that switch on
- * FuSTAL's three additions one after the other (paper, Table 4 of arXiv 2407.08971), each
+ * FuSTAL's three additions one after the other (the component ablation of arXiv 2407.08971), each
  * over several seeds, reported as mean and standard deviation over the seeds.
  *
  * Every (row, seed) pair is a cell with its own run folder and summary file (`cell.json`), so
