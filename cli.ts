@@ -28,6 +28,15 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
     summary: "run a student checkpoint on features",
     load: () => import("./cli/predict.ts"),
   },
+  propose: {
+    summary: "proposals from a generator checkpoint",
+    load: () => import("./cli/propose.ts"),
+  },
+  merge: { summary: "join the outputs of --shard runs", load: () => import("./cli/merge.ts") },
+  ablation: {
+    summary: "ablation cells: merge their tables",
+    load: () => import("./cli/ablation.ts"),
+  },
 };
 
 function help(): string {

@@ -47,6 +47,25 @@ export {
 } from "./stages/pipeline.ts";
 export { type AblationRow, formatAblationTable, runAblation } from "./stages/ablation.ts";
 export {
+  type AblationSelection,
+  type AblationSummaryRow,
+  cellOfIndex,
+  mergeAblationCells,
+  readAblationCells,
+  summarizeAblation,
+} from "./stages/ablation.ts";
+export {
+  assignShards,
+  mergeShardObjects,
+  parseShardSpec,
+  planShard,
+  resolveShard,
+  type ShardInput,
+  type ShardItem,
+  type ShardMeta,
+  type ShardSpec,
+} from "./lib/shard.ts";
+export {
   type MapSeries,
   renderReport,
   type ReportData,

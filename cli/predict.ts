@@ -16,16 +16,27 @@ import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
 import { predictVideo } from "../stages/training/infer.ts";
 import { loadStudent } from "../stages/training/train.ts";
 import { openStudentDataset, resultsJson } from "./train.ts";
+import { planShard, type ShardMeta } from "../lib/shard.ts";
+import {
+  fileHash,
+  fileRows,
+  metaRows,
+  SHARD_FLAGS,
+  SHARD_USAGE,
+  shardFromFlags,
+  withShard,
+} from "./sharding.ts";
 
 /** Usage text of `predict`. */
 export const usage =
   `predict --checkpoint CKPT (--root DIR [--layout NAME] [--split test|train|all] |
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
-        [--backend auto|webgpu|wasm|cpu] [--json]
+        [--backend auto|webgpu|wasm|cpu] [--shard i/n | --shard-count N] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
-  ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.`;
+  ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.
+${SHARD_USAGE}`;
 
 /** Runs `predict`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -40,6 +51,7 @@ export async function run(args: string[]): Promise<number> {
     weights: { type: "string" },
     backend: { type: "string" },
     json: { type: "boolean", default: false },
+    ...SHARD_FLAGS,
   }, true);
   const ckpt = values.checkpoint as string | undefined;
   const out = values.out as string | undefined;
@@ -54,11 +66,16 @@ export async function run(args: string[]): Promise<number> {
     throw new InputError(`predict: --weights must be ema or raw, got "${which}"`);
   }
   const json = values.json === true;
+  const shard = shardFromFlags("predict", values);
   const backend = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const { params, meta } = await loadStudent(ckpt, which);
   const dets: Detection[] = [];
   let videos = 0;
+  const settings = shard
+    ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim }
+    : {};
+  let shardMeta: ShardMeta | null = null;
   if (values.root) {
     const ds = await openStudentDataset(values.root as string, values.layout as string | undefined);
     if (ds.featureDim !== meta.inDim) {
@@ -71,14 +88,22 @@ export async function run(args: string[]): Promise<number> {
       throw new InputError(`predict: --split must be test, train or all, got "${split}"`);
     }
     const classes = meta.classes;
-    const prog = new Progress(
+    const plan = planShard(
       "predict",
-      ds.list(split === "all" ? undefined : split as "test").length,
-      isInteractive(json),
+      { ...settings, layout: ds.layout, split },
+      ds.list(split === "all" ? undefined : split as "test").map((m) => ({
+        id: m.id,
+        rows: metaRows(m),
+        meta: m,
+      })),
+      shard,
     );
-    for await (
-      const { meta: vm, features } of ds.videos(split === "all" ? undefined : split as "test")
-    ) {
+    shardMeta = plan.meta;
+    const prog = new Progress("predict", plan.items.length, isInteractive(json));
+    // One video at a time: a video's detections never depend on which others run with it,
+    // so any split of the list into shards reproduces the single-process output exactly.
+    for (const { meta: vm } of plan.items) {
+      const features = await ds.load(vm.id);
       dets.push(...await predictVideo(params, meta.config, features, vm, classes));
       prog.update(++videos);
     }
@@ -87,7 +112,16 @@ export async function run(args: string[]): Promise<number> {
     const fps = numberFlag("predict", values, "fps") ?? 30;
     if (!(fps > 0)) throw new InputError(`predict: --fps must be > 0, got ${fps}`);
     const grid = actionFormerGrid(fps);
+    const items = [];
     for (const f of files) {
+      const id = path.basename(f).replace(/(\.npy\.gz|\.npy|\.npz)$/i, "");
+      items.push({ id, rows: shard ? await fileRows(f) : 0, file: f });
+    }
+    const plan = shard
+      ? planShard("predict", { ...settings, fps }, items, shard)
+      : { items, meta: null };
+    shardMeta = plan.meta;
+    for (const { file: f, id } of plan.items) {
       const arr = await decodeFeatureBytes(await readBytes(f), f);
       if (arr.shape.length !== 2 || arr.shape[1] !== meta.inDim) {
         throw new InputError(
@@ -99,7 +133,6 @@ export async function run(args: string[]): Promise<number> {
       }
       const t = arr.shape[0];
       if (t < 1) throw new InputError(`${f}: no feature rows`);
-      const id = path.basename(f).replace(/(\.npy\.gz|\.npy|\.npz)$/i, "");
       // Frames covered by the rows: the last window ends at (T-1)*stride + window.
       const duration = gridToSeconds(grid, t - 1) + (grid.window - grid.offset) / grid.fps;
       dets.push(
@@ -112,8 +145,18 @@ export async function run(args: string[]): Promise<number> {
       videos++;
     }
   }
-  await atomicWriteJson(out, resultsJson("[Student] tridet-ema", dets));
-  logErr(`predict: ${dets.length} detections on ${videos} video(s) -> ${out}`);
-  if (json) console.log(JSON.stringify({ videos, detections: dets.length, out }));
+  await atomicWriteJson(out, withShard(resultsJson("[Student] tridet-ema", dets), shardMeta));
+  logErr(
+    `predict: ${dets.length} detections on ${videos} video(s)` +
+      `${shardMeta ? ` (shard ${shardMeta.spec} of ${shardMeta.total})` : ""} -> ${out}`,
+  );
+  if (json) {
+    console.log(JSON.stringify({
+      videos,
+      detections: dets.length,
+      out,
+      ...(shardMeta ? { shard: shardMeta.spec } : {}),
+    }));
+  }
   return 0;
 }

@@ -15,7 +15,15 @@ import {
 } from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
 import { formatResultsTable, type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
-import { formatAblationTable, runAblation } from "../stages/ablation.ts";
+import {
+  ABLATION_ROWS,
+  type AblationRow,
+  cellOfIndex,
+  DEFAULT_ABLATION_SEEDS,
+  formatAblationTable,
+  runAblation,
+  summarizeAblation,
+} from "../stages/ablation.ts";
 
 /** Usage text of `run`. */
 export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
@@ -37,7 +45,14 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --generator-option K=V --filter-option K=V --student-option K=V   any stage option
                         (repeatable; V read as JSON when valid, e.g. iterations=200)
   --dim D --videos N    synthetic dataset size (default 128-d, all 412 videos)
-  --ablate              run the four ablation rows and print their table
+  --ablate              run the four ablation rows over --seeds and print their table (mean
+                        and sd over seeds); each (row, seed) cell is a run folder
+                        OUT/ablation/seed-S/<row> with a cell.json (see \`ablation merge\`)
+  --row K --seed S      with --ablate: only row K (1-4) / only seed S (one cell: both)
+  --seeds LIST          with --ablate: seeds, e.g. 0,1,2 (the default)
+  --cell I              with --ablate: the cell of array index I (row = I mod 4 + 1,
+                        seed = seeds[floor(I / 4)]); without --row/--seed/--cell the index
+                        comes from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set
   --json                last stdout line: all figures as one JSON object`;
 
 /** Runs `run`; returns the exit code. */
@@ -66,6 +81,9 @@ export async function run(args: string[]): Promise<number> {
     dim: { type: "string" },
     videos: { type: "string" },
     ablate: { type: "boolean", default: false },
+    row: { type: "string" },
+    seeds: { type: "string" },
+    cell: { type: "string" },
     json: { type: "boolean", default: false },
   });
   const json = Boolean(values.json);
@@ -119,23 +137,14 @@ export async function run(args: string[]): Promise<number> {
     progress: (label, total) => new Progress(label, total, interactive),
   };
   if (values.ablate) {
-    const rows = await runAblation({ ...config, out: config.out ?? "runs/ablation" });
-    if (json) {
-      console.log(JSON.stringify({
-        rows: rows.map((r) => ({
-          name: r.name,
-          crossVideo: r.crossVideo,
-          filter: r.filter,
-          ema: r.ema,
-          tiou: r.result.tiou,
-          generator: r.result.generator.test,
-          pseudoLabels: r.result.pseudoLabels,
-          student: r.result.student,
-          seconds: r.result.seconds,
-        })),
-      }));
-    } else console.log(formatAblationTable(rows));
+    const sel = ablationSelection(values);
+    const cells = await runAblation({ ...config, out: config.out ?? "runs/ablation" }, sel);
+    if (json) console.log(JSON.stringify(ablationJson(cells)));
+    else console.log(formatAblationTable(cells));
     return 0;
+  }
+  for (const f of ["row", "seeds", "cell"]) {
+    if (values[f] !== undefined) throw new InputError(`run: --${f} needs --ablate`);
   }
   const r = await runFuSTAL(config);
   if (json) {
@@ -154,4 +163,75 @@ export async function run(args: string[]): Promise<number> {
     console.log(`report: ${r.files.report}`);
   }
   return 0;
+}
+
+function wholeNumber(flag: string, v: string): number {
+  if (!/^\d{1,9}$/.test(v.trim())) {
+    throw new InputError(`run: ${flag} must be a whole number >= 0, got "${v}"`);
+  }
+  return Number(v);
+}
+
+/** The ablation cells a `run --ablate` invocation selects (flags, then the runner's index). */
+export function ablationSelection(
+  values: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): { rows: number[]; seeds: number[] } {
+  if (values.seed !== undefined && values.seeds !== undefined) {
+    throw new InputError("run: give --seed or --seeds, not both");
+  }
+  const seeds = typeof values.seeds === "string"
+    ? values.seeds.split(",").map((x) => wholeNumber("--seeds", x))
+    : typeof values.seed === "string"
+    ? [wholeNumber("--seed", values.seed)]
+    : [...DEFAULT_ABLATION_SEEDS];
+  let index: number | undefined;
+  let from = "--cell";
+  if (typeof values.cell === "string") index = wholeNumber("--cell", values.cell);
+  else if (values.row === undefined && values.seed === undefined) {
+    const sid = env.SLURM_ARRAY_TASK_ID, jci = env.JOB_COMPLETION_INDEX;
+    if (jci) {
+      index = wholeNumber("JOB_COMPLETION_INDEX", jci);
+      from = "JOB_COMPLETION_INDEX";
+    } else if (sid) {
+      index = wholeNumber("SLURM_ARRAY_TASK_ID", sid) -
+        wholeNumber("SLURM_ARRAY_TASK_MIN", env.SLURM_ARRAY_TASK_MIN || "0");
+      from = "SLURM_ARRAY_TASK_ID";
+    }
+  }
+  if (index !== undefined) {
+    if (values.row !== undefined) throw new InputError("run: give --cell or --row, not both");
+    const c = cellOfIndex(index, seeds);
+    logErr(`ablation: ${from} ${index} -> row ${c.row}, seed ${c.seed}`);
+    return { rows: [c.row], seeds: [c.seed] };
+  }
+  let rows = ABLATION_ROWS.map((r) => r.row);
+  if (typeof values.row === "string") {
+    const k = Number(values.row);
+    if (!/^[1-4]$/.test(values.row.trim())) {
+      throw new InputError(`run: --row must be 1, 2, 3 or 4, got "${values.row}"`);
+    }
+    rows = [k];
+  }
+  return { rows, seeds };
+}
+
+/** The `--ablate --json` object: every cell and the per-row summary over seeds. */
+export function ablationJson(cells: readonly AblationRow[]): Record<string, unknown> {
+  return {
+    cells: cells.map((r) => ({
+      row: r.row,
+      seed: r.seed,
+      name: r.name,
+      crossVideo: r.crossVideo,
+      filter: r.filter,
+      ema: r.ema,
+      tiou: r.result.tiou,
+      generator: r.result.generator.test,
+      pseudoLabels: r.result.pseudoLabels,
+      student: r.result.student,
+      seconds: r.result.seconds,
+    })),
+    rows: summarizeAblation(cells),
+  };
 }

@@ -1,11 +1,20 @@
 /**
- * The method's ablation (`run --ablate`): four runs of {@linkcode runFuSTAL} on the same data
- * and seed that switch on FuSTAL's three additions one after the other.
+ * The method's ablation (`run --ablate`): runs of {@linkcode runFuSTAL} that switch on
+ * FuSTAL's three additions one after the other (the component ablation of arXiv 2407.08971), each
+ * over several seeds, reported as mean and standard deviation over the seeds.
+ *
+ * Every (row, seed) pair is a cell with its own run folder and summary file (`cell.json`), so
+ * the cells can run as independent array tasks (`--ablate --row K --seed S`, or an array
+ * index mapped to a cell by {@linkcode cellOfIndex}) and be joined by
+ * {@linkcode mergeAblationCells} into the table a local run prints.
  *
  * @module
  */
+import * as fs from "node:fs/promises";
 import * as path from "node:path";
-import { atomicWriteJson, exists } from "../lib/io.ts";
+import { InputError } from "../lib/errors.ts";
+import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
+import { sha256Hex } from "../lib/shard.ts";
 import {
   type FuSTALConfig,
   type FuSTALResult,
@@ -13,8 +22,67 @@ import {
   writeDefaultDataset,
 } from "./pipeline.ts";
 
-/** One row of the ablation table. */
+/** One row of the ablation, with the switches it sets. */
+export interface AblationRowSpec {
+  /** Row number, 1-4. */
+  row: number;
+  /** Row name. */
+  name: string;
+  /** Whether the generator uses cross-video contrast. */
+  crossVideo: boolean;
+  /** Filter plugin of the row (`score`: the prior's confidence test only, or `prior`). */
+  filter: string;
+  /** Whether the student uses EMA-teacher distillation. */
+  ema: boolean;
+  /** Folder name of the row's runs. */
+  dir: string;
+}
+
+/** The four rows: baseline, + cross-video contrast, + prior-based filter, + EMA distillation. */
+export const ABLATION_ROWS: readonly AblationRowSpec[] = [
+  {
+    row: 1,
+    name: "baseline (no cross-video, no prior filter, no EMA)",
+    crossVideo: false,
+    filter: "score",
+    ema: false,
+    dir: "1-baseline",
+  },
+  {
+    row: 2,
+    name: "+ cross-video contrast",
+    crossVideo: true,
+    filter: "score",
+    ema: false,
+    dir: "2-cross-video",
+  },
+  {
+    row: 3,
+    name: "+ prior-based filter",
+    crossVideo: true,
+    filter: "prior",
+    ema: false,
+    dir: "3-prior-filter",
+  },
+  {
+    row: 4,
+    name: "+ EMA distillation (FuSTAL)",
+    crossVideo: true,
+    filter: "prior",
+    ema: true,
+    dir: "4-ema",
+  },
+];
+
+/** Seeds of `--ablate` when none are given. */
+export const DEFAULT_ABLATION_SEEDS: readonly number[] = [0, 1, 2];
+
+/** One cell of the ablation: a row at one seed, and its run's figures. */
 export interface AblationRow {
+  /** Row number, 1-4. */
+  row: number;
+  /** Seed of the run (also the synthetic dataset's seed when no root is given). */
+  seed: number;
   /** Row name. */
   name: string;
   /** Whether the generator used cross-video contrast. */
@@ -23,91 +91,299 @@ export interface AblationRow {
   filter: string;
   /** Whether the student used EMA-teacher distillation. */
   ema: boolean;
+  /** Fingerprint of the settings shared by all cells (cells of different settings never merge). */
+  settings: string;
   /** The run's figures. */
   result: FuSTALResult;
 }
 
-/**
- * The method's ablation on one dataset and seed: (1) baseline without cross-video contrast,
- * prior filter and EMA (the filter keeps only the prior's confidence test, `score`),
- * (2) + cross-video, (3) + prior filter, (4) + EMA. Rows 2-4 share one generator and rows
- * 3-4 one selection; each row is a run folder under `<out>/ablation/`.
- */
-export async function runAblation(config: FuSTALConfig = {}): Promise<AblationRow[]> {
-  const out = path.resolve(config.out ?? "runs/ablation");
-  const base: FuSTALConfig = { ...config, out: undefined };
-  if (!config.root && !config.generatorRoot) {
-    // Synthesize once, share it.
-    base.root = path.join(out, "data");
-    if (!(config.resume && await exists(path.join(base.root, "cola")))) {
-      await writeDefaultDataset(base.root, config);
-    }
-  }
-  const specs = [
-    {
-      name: "baseline (no cross-video, no prior filter, no EMA)",
-      crossVideo: false,
-      filter: "score",
-      ema: false,
-      dir: "1-baseline",
-    },
-    {
-      name: "+ cross-video contrast",
-      crossVideo: true,
-      filter: "score",
-      ema: false,
-      dir: "2-cross-video",
-    },
-    {
-      name: "+ prior-based filter",
-      crossVideo: true,
-      filter: "prior",
-      ema: false,
-      dir: "3-prior-filter",
-    },
-    {
-      name: "+ EMA distillation (FuSTAL)",
-      crossVideo: true,
-      filter: "prior",
-      ema: true,
-      dir: "4-ema",
-    },
-  ];
-  const rows: AblationRow[] = [];
-  for (const [i, s] of specs.entries()) {
-    (config.onLog ?? ((l: string) => console.error(l)))(`ablation row ${i + 1}/4: ${s.name}`);
-    const result = await runFuSTAL({
-      ...base,
-      out: path.join(out, "ablation", s.dir),
-      crossVideo: s.crossVideo,
-      filter: s.filter,
-      ema: s.ema,
-      reuseGenerationFrom: i >= 2 ? path.join(out, "ablation", specs[1].dir) : undefined,
-    });
-    rows.push({ name: s.name, crossVideo: s.crossVideo, filter: s.filter, ema: s.ema, result });
-  }
-  await atomicWriteJson(
-    path.join(out, "ablation.json"),
-    rows.map((r) => ({ ...r, result: { ...r.result, files: undefined } })),
-    true,
-  );
-  return rows;
+/** Which cells to run. */
+export interface AblationSelection {
+  /** Rows (1-4); default all four. */
+  rows?: readonly number[];
+  /** Seeds; default `[config.seed ?? 0]`. */
+  seeds?: readonly number[];
 }
 
-/** Formats the ablation table (student final test mAP in %, with generator and pseudo-label averages). */
-export function formatAblationTable(rows: AblationRow[]): string {
-  if (rows.length === 0) return "";
-  const tiou = rows[0].result.tiou;
+/** Name of a cell's summary file inside its run folder. */
+export const CELL_FILE = "cell.json";
+
+/** The run folder of a cell under the ablation's output folder. */
+export function cellDir(out: string, row: number, seed: number): string {
+  return path.join(path.resolve(out), "ablation", `seed-${seed}`, rowSpec(row).dir);
+}
+
+function rowSpec(row: number): AblationRowSpec {
+  const s = ABLATION_ROWS.find((r) => r.row === row);
+  if (!s) throw new InputError(`--row: ${row} is not a row of the ablation (1, 2, 3 or 4)`);
+  return s;
+}
+
+/**
+ * The cell of an array index: rows vary fastest, `index = 4 * seedIndex + (row - 1)`, so
+ * an array of `4 * seeds.length` tasks (indices 0..4·S−1) covers every cell once.
+ */
+export function cellOfIndex(
+  index: number,
+  seeds: readonly number[],
+): { row: number; seed: number } {
+  const n = ABLATION_ROWS.length * seeds.length;
+  if (!Number.isInteger(index) || index < 0 || index >= n) {
+    throw new InputError(
+      `ablation: array index ${index} is out of range (0..${
+        n - 1
+      } for 4 rows x ${seeds.length} seeds)`,
+    );
+  }
+  return {
+    row: (index % ABLATION_ROWS.length) + 1,
+    seed: seeds[Math.floor(index / ABLATION_ROWS.length)],
+  };
+}
+
+/** Fingerprint of the settings every cell of one ablation shares (not the seed or row). */
+export function ablationSettings(config: FuSTALConfig): string {
+  return sha256Hex(JSON.stringify({
+    preset: config.preset ?? "default",
+    layout: config.layout ?? null,
+    generator: config.generator ?? null,
+    student: config.student ?? null,
+    generatorOptions: config.generatorOptions ?? {},
+    studentOptions: config.studentOptions ?? {},
+    filterOptions: config.filterOptions ?? {},
+    synth: config.root || config.generatorRoot ? null : (config.synth ?? {}),
+  })).slice(0, 16);
+}
+
+/**
+ * Runs the selected cells (default: the four rows at `config.seed`). Row 1 trains a
+ * generator without cross-video contrast; rows 2-4 of one seed share row 2's generator and
+ * rows 3-4 its selection when row 2 runs in the same call (a row run alone trains its own,
+ * which gives the same figures: the generator depends only on the data, settings and seed).
+ * Without a dataset root, each seed's synthetic set is written once (seeded by the seed) and
+ * shared by that seed's rows; a lone cell writes it into its own folder. Each cell writes
+ * `cell.json` into its run folder `<out>/ablation/seed-S/<row>`; when all four rows ran,
+ * `<out>/ablation.json` lists every cell.
+ */
+export async function runAblation(
+  config: FuSTALConfig = {},
+  select: AblationSelection = {},
+): Promise<AblationRow[]> {
+  const out = path.resolve(config.out ?? "runs/ablation");
+  const rows = [...(select.rows ?? ABLATION_ROWS.map((r) => r.row))].map(rowSpec);
+  const seeds = [...(select.seeds ?? [config.seed ?? 0])];
+  if (new Set(seeds).size !== seeds.length) throw new InputError(`--seeds: a seed is repeated`);
+  const settings = ablationSettings(config);
+  const log = config.onLog ?? ((l: string) => console.error(l));
+  const cells: AblationRow[] = [];
+  let k = 0;
+  for (const seed of seeds) {
+    const base: FuSTALConfig = { ...config, seed, out: undefined };
+    if (!config.root && !config.generatorRoot && rows.length > 1) {
+      // Synthesize once per seed, shared by its rows.
+      base.root = path.join(out, "ablation", `seed-${seed}`, "data");
+      if (!(config.resume && await exists(path.join(base.root, "cola")))) {
+        await writeDefaultDataset(base.root, base);
+      }
+    }
+    const ranRow2 = rows.some((r) => r.row === 2);
+    for (const s of rows) {
+      log(
+        `ablation cell ${++k}/${
+          rows.length * seeds.length
+        }: row ${s.row} (${s.name}), seed ${seed}`,
+      );
+      const dir = cellDir(out, s.row, seed);
+      const result = await runFuSTAL({
+        ...base,
+        out: dir,
+        crossVideo: s.crossVideo,
+        filter: s.filter,
+        ema: s.ema,
+        reuseGenerationFrom: s.row >= 3 && ranRow2 ? cellDir(out, 2, seed) : undefined,
+      });
+      const cell: AblationRow = {
+        row: s.row,
+        seed,
+        name: s.name,
+        crossVideo: s.crossVideo,
+        filter: s.filter,
+        ema: s.ema,
+        settings,
+        result: { ...result, files: undefined as unknown as Record<string, string> },
+      };
+      await atomicWriteJson(
+        path.join(dir, CELL_FILE),
+        { format: "fustal-ablation-cell", ...cell },
+        true,
+      );
+      cells.push({ ...cell, result });
+    }
+  }
+  if (rows.length === ABLATION_ROWS.length) {
+    await atomicWriteJson(
+      path.join(out, "ablation.json"),
+      cells.map((r) => ({ ...r, result: { ...r.result, files: undefined } })),
+      true,
+    );
+  }
+  return cells;
+}
+
+async function findCellFiles(dir: string, depth: number, out: string[]): Promise<void> {
+  const own = path.join(dir, CELL_FILE);
+  if (await exists(own)) {
+    out.push(own);
+    return;
+  }
+  if (depth === 0) return;
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    throw new InputError(`${dir}: not a folder (expected an ablation run or cell folder)`);
+  }
+  for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (e.isDirectory() && e.name !== "data") {
+      await findCellFiles(path.join(dir, e.name), depth - 1, out);
+    }
+  }
+}
+
+/** Reads every cell summary (`cell.json`) in or under the given folders. */
+export async function readAblationCells(dirs: readonly string[]): Promise<AblationRow[]> {
+  const files: string[] = [];
+  for (const d of dirs) {
+    const before = files.length;
+    await findCellFiles(path.resolve(d), 4, files);
+    if (files.length === before) {
+      throw new InputError(`${d}: no ablation cell (${CELL_FILE}) in or under it`);
+    }
+  }
+  const cells: AblationRow[] = [];
+  for (const f of files) {
+    const v = await readJson(f) as Record<string, unknown>;
+    const r = v?.result as Record<string, unknown> | undefined;
+    if (
+      v?.format !== "fustal-ablation-cell" || typeof v.row !== "number" ||
+      typeof v.seed !== "number" || typeof v.settings !== "string" || !r ||
+      !Array.isArray(r.tiou)
+    ) {
+      throw new InputError(`${f}: not an ablation cell summary`);
+    }
+    const { format: _, ...cell } = v;
+    cells.push({ ...(cell as unknown as AblationRow), file: f } as AblationRow);
+  }
+  return cells;
+}
+
+/**
+ * Checks that cells form a whole ablation: one settings fingerprint, no (row, seed) twice,
+ * every row with the same seeds. Returns them sorted by row, then seed.
+ */
+export function mergeAblationCells(cells: readonly AblationRow[]): AblationRow[] {
+  if (cells.length === 0) throw new InputError("ablation merge: no cells");
+  const where = (c: AblationRow) => (c as { file?: string }).file ?? `row ${c.row} seed ${c.seed}`;
+  const seen = new Map<string, AblationRow>();
+  for (const c of cells) {
+    if (c.settings !== cells[0].settings) {
+      throw new InputError(
+        `${where(c)}: settings fingerprint ${c.settings} differs from ${where(cells[0])}'s ${
+          cells[0].settings
+        }`,
+      );
+    }
+    const key = `${c.row}/${c.seed}`;
+    const other = seen.get(key);
+    if (other) {
+      throw new InputError(
+        `${where(c)}: row ${c.row} seed ${c.seed} given twice (also ${where(other)})`,
+      );
+    }
+    seen.set(key, c);
+  }
+  const rows = [...new Set(cells.map((c) => c.row))].sort((a, b) => a - b);
+  const seeds = [...new Set(cells.map((c) => c.seed))].sort((a, b) => a - b);
+  for (const r of rows) {
+    for (const s of seeds) {
+      if (!seen.has(`${r}/${s}`)) {
+        throw new InputError(`ablation merge: row ${r} has no cell for seed ${s} (missing cell)`);
+      }
+    }
+  }
+  return rows.flatMap((r) => seeds.map((s) => seen.get(`${r}/${s}`)!));
+}
+
+/** Mean and sample standard deviation (n − 1; 0 for one value). */
+export function meanSd(xs: readonly number[]): { mean: number; sd: number } {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd };
+}
+
+/** Per row: the cells' figures as mean and sd over seeds (fractions, not %). */
+export interface AblationSummaryRow {
+  /** Row number. */
+  row: number;
+  /** Row name. */
+  name: string;
+  /** Seeds averaged. */
+  seeds: number[];
+  /** Student final test mAP per tIoU. */
+  studentMAP: { mean: number; sd: number }[];
+  /** Student final average mAP. */
+  student: { mean: number; sd: number };
+  /** Generator test average mAP. */
+  generator: { mean: number; sd: number };
+  /** Pseudo-label (after selection) average mAP on the training videos. */
+  pseudo: { mean: number; sd: number };
+}
+
+/** Groups cells by row and summarises them over seeds. */
+export function summarizeAblation(cells: readonly AblationRow[]): AblationSummaryRow[] {
+  const sorted = mergeAblationCells(cells);
+  const rows = [...new Set(sorted.map((c) => c.row))];
+  return rows.map((r) => {
+    const cs = sorted.filter((c) => c.row === r);
+    const tiou = cs[0].result.tiou;
+    return {
+      row: r,
+      name: cs[0].name,
+      seeds: cs.map((c) => c.seed),
+      studentMAP: tiou.map((_, i) => meanSd(cs.map((c) => c.result.student.final.mAP[i]))),
+      student: meanSd(cs.map((c) => c.result.student.final.average)),
+      generator: meanSd(cs.map((c) => c.result.generator.test.average)),
+      pseudo: meanSd(cs.map((c) => c.result.pseudoLabels.after.average)),
+    };
+  });
+}
+
+/**
+ * Formats the ablation table: student final test mAP (%) per tIoU (mean over seeds) and its
+ * average, generator and pseudo-label averages, as mean ± sample sd over the seeds.
+ */
+export function formatAblationTable(cells: readonly AblationRow[]): string {
+  if (cells.length === 0) return "";
+  const sum = summarizeAblation(cells);
+  const tiou = cells[0].result.tiou;
+  const pm = (m: { mean: number; sd: number }) =>
+    `${(100 * m.mean).toFixed(1)} ± ${(100 * m.sd).toFixed(1)}`;
   const head = ["row", ...tiou.map((t) => t.toFixed(2)), "avg", "gen avg", "pseudo avg"];
-  const body = rows.map((r) => [
+  const body = sum.map((r) => [
     r.name,
-    ...r.result.student.final.mAP.map((x) => (100 * x).toFixed(1)),
-    (100 * r.result.student.final.average).toFixed(1),
-    (100 * r.result.generator.test.average).toFixed(1),
-    (100 * r.result.pseudoLabels.after.average).toFixed(1),
+    ...r.studentMAP.map((x) => (100 * x.mean).toFixed(1)),
+    pm(r.student),
+    pm(r.generator),
+    pm(r.pseudo),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (c: string[]) =>
     c.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join("  ");
-  return ["student test mAP (%)", line(head), ...body.map(line)].join("\n");
+  const seeds = sum[0].seeds;
+  return [
+    `student test mAP (%), mean over seeds ${seeds.join(", ")}; avg columns: mean ± sd (n-1)`,
+    line(head),
+    ...body.map(line),
+  ].join("\n");
 }
