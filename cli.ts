@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { isInputError } from "./lib/errors.ts";
+import { userError } from "./lib/errors.ts";
 
 interface CommandModule {
   usage: string;
@@ -40,7 +40,8 @@ function help(): string {
 
 /**
  * Runs the CLI with `args` (without the program name) and returns the exit code: 0 on
- * success, 2 for a user error (one line on stderr), 1 for an internal error.
+ * success, 2 for a user error (one line on stderr), 3 for a diverged training run (one line),
+ * 1 for an internal error.
  */
 export async function main(args: string[]): Promise<number> {
   let [cmd, ...rest] = args;
@@ -69,9 +70,12 @@ export async function main(args: string[]): Promise<number> {
     }
     return await mod.run(rest);
   } catch (e) {
-    if (isInputError(e)) {
-      process.stderr.write(`error: ${e.message}\n`);
-      return 2;
+    // One line for anything the user can fix (bad input, an unusable path, a full disk, a
+    // diverged run); a bug keeps its stack trace.
+    const u = userError(e);
+    if (u) {
+      process.stderr.write(`error: ${u.message.split("\n")[0]}\n`);
+      return u.exitCode;
     }
     throw e;
   }

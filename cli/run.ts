@@ -3,7 +3,9 @@
  *
  * @module
  */
+import * as path from "node:path";
 import process from "node:process";
+import { lockRunFolder } from "../lib/io.ts";
 import type { BackendName } from "../lib/backend.ts";
 import {
   isInteractive,
@@ -118,6 +120,12 @@ export async function run(args: string[]): Promise<number> {
     onLog: interactive ? (l) => process.stderr.write(`\r\x1b[K${l}\n`) : logErr,
     progress: (label, total) => new Progress(label, total, interactive),
   };
+  // One writer per run folder: the lock is held until this command returns.
+  await using _lock = await lockRunFolder(
+    path.resolve(config.out ?? (values.ablate ? "runs/ablation" : "runs/default")),
+    "run",
+    logErr,
+  );
   if (values.ablate) {
     const rows = await runAblation({ ...config, out: config.out ?? "runs/ablation" });
     if (json) {

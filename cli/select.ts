@@ -5,7 +5,7 @@
  * @module
  */
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, readJson } from "../lib/io.ts";
+import { atomicWriteJson, checkOutputs, readJson } from "../lib/io.ts";
 import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
 import {
@@ -100,6 +100,7 @@ export async function run(args: string[]): Promise<number> {
   });
   const propFile = requireFlag("select", values, "proposals");
   const outFile = requireFlag("select", values, "out");
+  await checkOutputs("--out", { files: [outFile] });
   const options = parseOptions(values);
   const tious = typeof values.tiou === "string" ? parseTious(values.tiou) : [...THUMOS_TIOUS];
   if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {

@@ -23,7 +23,7 @@ import {
   describeBackend,
   initBackend,
 } from "../lib/backend.ts";
-import { atomicWrite, atomicWriteJson, exists, readJson } from "../lib/io.ts";
+import { atomicWrite, atomicWriteJson, checkOutputs, exists, readJson } from "../lib/io.ts";
 import type { Detection } from "../lib/types.ts";
 import type {
   CurvePoint,
@@ -276,6 +276,11 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     report: path.join(out, "report.html"),
     state: statePath,
   };
+  // Every output must be writable before any work starts (not at the first checkpoint).
+  await checkOutputs("--out", {
+    files: Object.values(files),
+    dirs: [out, path.join(out, "generator"), path.join(out, "student")],
+  });
   let state: Record<string, StageState> = {};
   if (config.resume && await exists(statePath)) {
     state = (await readJson(statePath)) as Record<string, StageState>;
