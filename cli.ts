@@ -6,6 +6,7 @@
  */
 import process from "node:process";
 import { userError } from "./lib/errors.ts";
+import { pendingPluginCalls } from "./registry.ts";
 
 interface CommandModule {
   usage: string;
@@ -36,6 +37,34 @@ function help(): string {
     `usage: deno run -A mod.ts [COMMAND] [FLAGS]   (COMMAND defaults to run)\n\n` +
     `commands:\n${rows.join("\n")}\n\n` +
     `deno run -A mod.ts COMMAND --help shows a command's flags.`;
+}
+
+/**
+ * Runs the CLI as the program: sets the exit code when {@linkcode main} settles. When the
+ * event loop runs dry while `main` is still pending, a promise can never settle (a plugin that
+ * never resolves): that is reported on one line naming the pending plugin call, exit code 2.
+ */
+export function runProgram(args: string[]): void {
+  let done = false;
+  process.on("beforeExit", () => {
+    if (done) return;
+    done = true;
+    const calls = pendingPluginCalls();
+    process.stderr.write(
+      calls.length
+        ? `error: ${calls[calls.length - 1]} never settled (its promise cannot resolve: ` +
+          `nothing is left to run); fix the plugin, or bound calls with --plugin-timeout\n`
+        : `error: the command stopped with work pending (a promise that never settles)\n`,
+    );
+    process.exit(calls.length ? 2 : 1);
+  });
+  main(args).then((code) => {
+    done = true;
+    process.exitCode = code;
+  }, (e) => {
+    done = true;
+    throw e; // a bug: the runtime prints it with its stack trace, exit code 1
+  });
 }
 
 /**
