@@ -5,7 +5,8 @@
  * @module
  */
 import * as path from "node:path";
-import { InputError } from "../lib/errors.ts";
+import * as fs from "node:fs/promises";
+import { DivergenceError, InputError } from "../lib/errors.ts";
 import { atomicWriteJson, checkOutputs, exists, lockRunFolder, readJson } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
@@ -153,6 +154,15 @@ export async function run(args: string[]): Promise<number> {
     log: logErr,
     progress: (label, total) => new Progress(label, total, isInteractive(json)),
     evalRaw: v["eval-raw"] === true,
+  }).catch(async (e) => {
+    // A run that diverged before its first checkpoint leaves nothing to resume: drop the
+    // argument file it wrote, so the folder holds no trace of a run that never was.
+    if (e instanceof DivergenceError && !resumeDir) {
+      if (!(await exists(path.join(out, CHECKPOINT_FILE)))) {
+        await fs.rm(path.join(out, ARGS_FILE), { force: true });
+      }
+    }
+    throw e;
   });
   await atomicWriteJson(
     path.join(out, "detections.json"),

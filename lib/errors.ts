@@ -40,6 +40,43 @@ export class DivergenceError extends InputError {
   }
 }
 
+/**
+ * Watches a training loss step by step: a non-finite loss (or gradient norm), or a loss more
+ * than `factor` times the largest of 1 and the first loss seen, is divergence. `check` throws
+ * a {@linkcode DivergenceError} naming the stage, the step and the loss; callers check before
+ * they write any checkpoint of that step, so the last checkpoint on disk stays a good one.
+ */
+export class LossWatch {
+  #stage: string;
+  #factor: number;
+  #first: number | undefined;
+  /** Watches the loss of `stage` (e.g. "generator"); explosion is `factor` x the first loss. */
+  constructor(stage: string, factor = 1e4) {
+    this.#stage = stage;
+    this.#factor = factor;
+  }
+  /** Throws a {@linkcode DivergenceError} when `loss` (or `gradNorm`) shows divergence. */
+  check(step: number, loss: number, gradNorm = 0): void {
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new DivergenceError(
+        this.#stage,
+        step,
+        loss,
+        Number.isFinite(loss) ? `gradient norm ${gradNorm}` : "",
+      );
+    }
+    this.#first ??= Math.abs(loss);
+    if (Math.abs(loss) > this.#factor * Math.max(1, this.#first)) {
+      throw new DivergenceError(
+        this.#stage,
+        step,
+        loss,
+        `the loss exploded from ${this.#first.toPrecision(4)}`,
+      );
+    }
+  }
+}
+
 /** Throws an {@linkcode InputError} naming `file` when `cond` is false. */
 export function check(cond: unknown, file: string, problem: string): asserts cond {
   if (!cond) throw new InputError(`${file}: ${problem}`);

@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { InputError } from "./errors.ts";
+import { EXIT_DIVERGED, InputError } from "./errors.ts";
 import { atomicWrite, readBytes } from "./io.ts";
 
 const CRC_TABLE = (() => {
@@ -248,13 +248,33 @@ export function decodeTensorFile<M = unknown>(
   return { meta: header.meta, groups };
 }
 
-/** Writes a tensor file of the given kind atomically. */
+/**
+ * Writes a tensor file of the given kind atomically. Tensors holding NaN or ±Infinity are not
+ * written (the weights of a diverged run): that is an {@linkcode InputError} with exit code
+ * {@linkcode EXIT_DIVERGED} naming the file and the tensor, and the previous file is kept.
+ */
 export function saveTensorFile(
   file: string,
   meta: unknown,
   groups: TensorGroups,
   kind: TensorFileKind,
 ): Promise<void> {
+  for (const [g, ts] of Object.entries(groups)) {
+    for (const [name, t] of Object.entries(ts)) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] - d[i] !== 0) {
+          return Promise.reject(
+            new InputError(
+              `${file}: not written: ${g}/${name} holds ${d[i]} (training diverged; try a ` +
+                `lower learning rate, --lr); the previous file is kept`,
+              EXIT_DIVERGED,
+            ),
+          );
+        }
+      }
+    }
+  }
   return atomicWrite(file, encodeTensorFile(meta, groups, kind));
 }
 

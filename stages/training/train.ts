@@ -17,7 +17,7 @@
  */
 import * as path from "node:path";
 import { type Tensor, tf } from "../../deps.ts";
-import { InputError } from "../../lib/errors.ts";
+import { DivergenceError, InputError, LossWatch } from "../../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../../lib/io.ts";
 import { Rng } from "../../lib/rng.ts";
 import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
@@ -358,7 +358,19 @@ async function runTraining(
     : cfg.epochs;
   const prog = opts.progress?.("train student", (cfg.epochs - s.epoch) * itersPerEpoch);
   let done = 0;
+  const watch = new LossWatch("student");
+  /** Weights (and EMA) must be finite before anything is computed from them or saved. */
+  const checkWeights = async () => {
+    const all = [...varList, ...(s.ema ? Object.values(s.ema) : [])];
+    const t = tf.tidy(() => tf.addN(all.map((v) => tf.sum(tf.abs(v)))));
+    const total = (await t.data())[0];
+    t.dispose();
+    if (!Number.isFinite(total)) {
+      throw new DivergenceError("student", s.step, NaN, "the weights are no longer finite");
+    }
+  };
   for (let epoch = s.epoch; epoch < lastEpoch; epoch++) {
+    if (epoch > s.epoch || s.step > 0) await checkWeights();
     const teacher = cfg.ema && epoch >= cfg.switchEpoch && s.ema !== null;
     if (cfg.ema && epoch === cfg.switchEpoch && evalBefore && !testBeforeSwitch) {
       const tb = performance.now();
@@ -499,9 +511,8 @@ async function runTraining(
       const lossVal = (await value.data())[0];
       const partVals = await Promise.all(parts.map(async (p) => (await p.data())[0]));
       tf.dispose([value, ...parts]);
-      if (!Number.isFinite(lossVal)) {
-        throw new Error(`student loss is not finite at step ${s.step}`);
-      }
+      // Before any checkpoint of this step is written: the last one on disk stays good.
+      watch.check(s.step, lossVal);
       const lr = learningRate(s.step, cfg.lr, warm);
       await applyAdamW(s, grads, decay, cfg, lr);
       tf.dispose(Object.values(grads));
@@ -550,6 +561,7 @@ async function runTraining(
           : ""),
     );
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
+      await checkWeights();
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
     }
   }
