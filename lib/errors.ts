@@ -55,8 +55,11 @@ export class LossWatch {
     this.#stage = stage;
     this.#factor = factor;
   }
+  /** The last loss checked (NaN before the first). */
+  last = NaN;
   /** Throws a {@linkcode DivergenceError} when `loss` (or `gradNorm`) shows divergence. */
   check(step: number, loss: number, gradNorm = 0): void {
+    this.last = loss;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       throw new DivergenceError(
         this.#stage,

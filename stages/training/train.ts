@@ -359,18 +359,31 @@ async function runTraining(
   const prog = opts.progress?.("train student", (cfg.epochs - s.epoch) * itersPerEpoch);
   let done = 0;
   const watch = new LossWatch("student");
-  /** Weights (and EMA) must be finite before anything is computed from them or saved. */
-  const checkWeights = async () => {
+  /**
+   * The L1 size of the weights (and EMA); non-finite, or 1e6 times its size at the start of
+   * this run, is divergence. Checked before anything is computed from them or saved.
+   */
+  const weightSize = async () => {
     const all = [...varList, ...(s.ema ? Object.values(s.ema) : [])];
     const t = tf.tidy(() => tf.addN(all.map((v) => tf.sum(tf.abs(v)))));
     const total = (await t.data())[0];
     t.dispose();
-    if (!Number.isFinite(total)) {
-      throw new DivergenceError("student", s.step, NaN, "the weights are no longer finite");
+    return total;
+  };
+  const startSize = await weightSize();
+  const checkWeights = async () => {
+    const total = await weightSize();
+    if (!Number.isFinite(total) || total > 1e6 * Math.max(1, startSize)) {
+      throw new DivergenceError(
+        "student",
+        s.step,
+        watch.last,
+        `the weights grew from ${startSize.toPrecision(3)} to ${total.toPrecision(3)} (L1)`,
+      );
     }
   };
   for (let epoch = s.epoch; epoch < lastEpoch; epoch++) {
-    if (epoch > s.epoch || s.step > 0) await checkWeights();
+    await checkWeights();
     const teacher = cfg.ema && epoch >= cfg.switchEpoch && s.ema !== null;
     if (cfg.ema && epoch === cfg.switchEpoch && evalBefore && !testBeforeSwitch) {
       const tb = performance.now();
