@@ -53,6 +53,10 @@ export function tryParseNpyHeader(bytes: Uint8Array, file: string): NpyHeader | 
     if (bytes[i] !== MAGIC[i]) throw new InputError(`${file}: not an .npy file (bad magic bytes)`);
   }
   const major = bytes[6];
+  // NumPy writes and reads only versions 1.0, 2.0 and 3.0 (`numpy.lib.format`).
+  if (bytes[7] !== 0) {
+    throw new InputError(`${file}: unsupported .npy format version ${major}.${bytes[7]}`);
+  }
   let headerLen: number;
   let start: number;
   if (major === 1) {

@@ -169,7 +169,8 @@ export interface RunLock {
 }
 
 /**
- * Makes this process the only writer of `dir` (created when missing): writes `dir/.fustal.lock`
+ * Makes this process the only writer of `dir` (created when missing, and removed again on
+ * release when the run left it empty): writes `dir/.fustal.lock`
  * with the pid and host, exclusively. A lock held by a live process fails at once with an
  * {@linkcode InputError} naming the folder, pid and host; a stale lock (its pid is dead on
  * this host) is taken over with a warning through `warn`. A lock from another host cannot be
@@ -181,8 +182,11 @@ export async function lockRunFolder(
   warn: (line: string) => void = () => {},
 ): Promise<RunLock> {
   const file = path.join(dir, LOCK_FILE);
+  // The first folder mkdir creates (undefined when `dir` existed): a run that fails leaves
+  // no empty folders behind once the lock is released.
+  let created: string | undefined;
   try {
-    await fs.mkdir(dir, { recursive: true });
+    created = await fs.mkdir(dir, { recursive: true });
   } catch (e) {
     throw new InputError(
       `--out ${dir}: cannot create the folder (${
@@ -212,6 +216,18 @@ export async function lockRunFolder(
             }
           } catch {
             // Already gone.
+          }
+          if (created !== undefined) {
+            // Remove the folders this lock created, deepest first, while they are empty.
+            const top = path.resolve(created);
+            for (let d = path.resolve(dir); d.startsWith(top); d = path.dirname(d)) {
+              try {
+                await fs.rmdir(d);
+              } catch {
+                break; // not empty: the run wrote something
+              }
+              if (d === top) break;
+            }
           }
         },
         [Symbol.asyncDispose]() {

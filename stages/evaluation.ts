@@ -406,8 +406,8 @@ export function parseTious(spec: string): number[] {
     out = Array.from({ length: n }, (_, i) => Number((lo + i * step).toFixed(10)));
   } else {
     let commas = 0;
-    for (let i = 0; i < spec.length && commas < MAX_TIOUS; i++) if (spec[i] === ",") commas++;
-    if (commas >= MAX_TIOUS) throw tooMany(spec.split(",").length);
+    for (let i = 0; i < spec.length; i++) if (spec.charCodeAt(i) === 44) commas++;
+    if (commas >= MAX_TIOUS) throw tooMany(commas + 1);
     out = spec.split(",").map((x) => Number(x.trim()));
     if (out.length === 0 || out.some((x) => !Number.isFinite(x))) throw bad();
   }
