@@ -345,11 +345,22 @@ export async function loadPluginModule(pathOrUrl: string): Promise<Plugin[]> {
 
 /**
  * The lock files a Deno process may write: for the nearest `deno.json` / `deno.jsonc` above
- * the working folder (Deno's own config discovery), its `lock` path or `deno.lock` beside it.
+ * the main module's folder (where `deno run FILE` finds its config; measured with Deno 2.9)
+ * and above the working folder, its `lock` path or `deno.lock` beside it.
  */
 async function lockFilesInEffect(): Promise<string[]> {
+  const starts: string[] = [];
+  const main = (globalThis as { Deno?: { mainModule?: string } }).Deno?.mainModule;
+  if (main?.startsWith("file:")) starts.push(path.dirname(new URL(main).pathname));
+  starts.push(path.resolve("."));
+  const found = new Set<string>();
+  for (const s of starts) for (const f of await lockFileAbove(s)) found.add(f);
+  return [...found];
+}
+
+async function lockFileAbove(start: string): Promise<string[]> {
   const out: string[] = [];
-  let dir = path.resolve(".");
+  let dir = start;
   for (;;) {
     for (const name of ["deno.json", "deno.jsonc"]) {
       const cfg = path.join(dir, name);

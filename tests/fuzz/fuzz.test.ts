@@ -231,12 +231,17 @@ Deno.test("fuzz (processes): a plugin loaded from a URL does not edit the projec
         { headers: { "content-type": "application/typescript" } },
       ),
   );
+  const realLock = await fs.readFile(path.join(ROOT, "deno.lock"));
   try {
-    // A project folder of its own (config, lock, package.json copied): Deno finds the config
-    // from the working folder, so the copy is the lock file in effect.
-    for (const f of ["deno.json", "deno.lock", "package.json"]) {
-      await fs.copyFile(path.join(ROOT, f), path.join(proj, f));
-    }
+    // A copy of the project: `deno run FILE` takes its config (and lock file) from the folder
+    // of FILE, so the copy's deno.lock is the one in effect and this repository's stays clean.
+    await fs.cp(ROOT, proj, {
+      recursive: true,
+      filter: (src) =>
+        !/[\/](node_modules|\.git|runs|\.cache)([\/]|$)/.test(
+          path.relative(path.dirname(ROOT), src),
+        ),
+    });
     const props = path.join(proj, "p.json");
     await fs.writeFile(
       props,
@@ -254,7 +259,7 @@ Deno.test("fuzz (processes): a plugin loaded from a URL does not edit the projec
       deno([
         "run",
         "-A",
-        path.join(ROOT, "mod.ts"),
+        path.join(proj, "mod.ts"),
         "select",
         "--proposals",
         props,
@@ -276,9 +281,14 @@ Deno.test("fuzz (processes): a plugin loaded from a URL does not edit the projec
     const after = await fs.readFile(path.join(proj, "deno.lock"));
     assert.ok(!after.toString().includes("127.0.0.1"), "the plugin URL was recorded");
     assert.deepEqual(after, before);
+    // This repository's own lock file was not in play either.
+    assert.deepEqual(await fs.readFile(path.join(ROOT, "deno.lock")), realLock);
   } finally {
     ac.abort();
     await server.finished;
     await fs.rm(proj, { recursive: true, force: true });
+    // Whatever happened, leave this repository's lock file as it was.
+    const now = await fs.readFile(path.join(ROOT, "deno.lock"));
+    if (!now.equals(realLock)) await fs.writeFile(path.join(ROOT, "deno.lock"), realLock);
   }
 });
