@@ -89,6 +89,11 @@ export interface TensorFileKind {
    * version"), or undefined when it is.
    */
   checkMeta?: (meta: unknown) => string | undefined;
+  /**
+   * Refuse to write tensors holding NaN or ±Infinity (model weights and optimiser state: such
+   * values mean the run diverged). Default false: the container itself stores any float.
+   */
+  finiteOnly?: boolean;
 }
 
 /** A decoded tensor file. */
@@ -249,9 +254,10 @@ export function decodeTensorFile<M = unknown>(
 }
 
 /**
- * Writes a tensor file of the given kind atomically. Tensors holding NaN or ±Infinity are not
- * written (the weights of a diverged run): that is an {@linkcode InputError} with exit code
- * {@linkcode EXIT_DIVERGED} naming the file and the tensor, and the previous file is kept.
+ * Writes a tensor file of the given kind atomically. For kinds with `finiteOnly` (checkpoints)
+ * tensors holding NaN or ±Infinity are not written (the weights of a diverged run): that is an
+ * {@linkcode InputError} with exit code {@linkcode EXIT_DIVERGED} naming the file and the
+ * tensor, and the previous file is kept.
  */
 export function saveTensorFile(
   file: string,
@@ -259,7 +265,7 @@ export function saveTensorFile(
   groups: TensorGroups,
   kind: TensorFileKind,
 ): Promise<void> {
-  for (const [g, ts] of Object.entries(groups)) {
+  for (const [g, ts] of Object.entries(kind.finiteOnly ? groups : {})) {
     for (const [name, t] of Object.entries(ts)) {
       const d = t.data;
       for (let i = 0; i < d.length; i++) {

@@ -286,7 +286,7 @@ Deno.test("divergence: LossWatch names stage, step and loss; tensor files refuse
   try {
     const f = path.join(dir, "s.ckpt");
     await fs.writeFile(f, "previous");
-    const kind = { magic: "FSTLTST1", name: "test file" };
+    const kind = { magic: "FSTLTST1", name: "test file", finiteOnly: true };
     await assert.rejects(
       saveTensorFile(f, {}, { model: { w: { shape: [2], data: Float32Array.of(1, NaN) } } }, kind),
       (e: unknown) =>
