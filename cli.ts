@@ -5,7 +5,8 @@
  * @module
  */
 import process from "node:process";
-import { isInputError } from "./lib/errors.ts";
+import { userError } from "./lib/errors.ts";
+import { pendingPluginCalls } from "./registry.ts";
 
 interface CommandModule {
   usage: string;
@@ -48,8 +49,37 @@ function help(): string {
 }
 
 /**
+ * Runs the CLI as the program: sets the exit code when {@linkcode main} settles. When the
+ * event loop runs dry while `main` is still pending, a promise can never settle (a plugin that
+ * never resolves): that is reported on one line naming the pending plugin call, exit code 2.
+ */
+export function runProgram(args: string[]): void {
+  let done = false;
+  process.on("beforeExit", () => {
+    if (done) return;
+    done = true;
+    const calls = pendingPluginCalls();
+    process.stderr.write(
+      calls.length
+        ? `error: ${calls[calls.length - 1]} never settled (its promise cannot resolve: ` +
+          `nothing is left to run); fix the plugin, or bound calls with --plugin-timeout\n`
+        : `error: the command stopped with work pending (a promise that never settles)\n`,
+    );
+    process.exit(calls.length ? 2 : 1);
+  });
+  main(args).then((code) => {
+    done = true;
+    process.exitCode = code;
+  }, (e) => {
+    done = true;
+    throw e; // a bug: the runtime prints it with its stack trace, exit code 1
+  });
+}
+
+/**
  * Runs the CLI with `args` (without the program name) and returns the exit code: 0 on
- * success, 2 for a user error (one line on stderr), 1 for an internal error.
+ * success, 2 for a user error (one line on stderr), 3 for a diverged training run (one line),
+ * 1 for an internal error.
  */
 export async function main(args: string[]): Promise<number> {
   let [cmd, ...rest] = args;
@@ -78,9 +108,12 @@ export async function main(args: string[]): Promise<number> {
     }
     return await mod.run(rest);
   } catch (e) {
-    if (isInputError(e)) {
-      process.stderr.write(`error: ${e.message}\n`);
-      return 2;
+    // One line for anything the user can fix (bad input, an unusable path, a full disk, a
+    // diverged run); a bug keeps its stack trace.
+    const u = userError(e);
+    if (u) {
+      process.stderr.write(`error: ${u.message.split("\n")[0]}\n`);
+      return u.exitCode;
     }
     throw e;
   }

@@ -164,6 +164,8 @@ export * from "./stages/training/mod.ts";
 // --- end stage exports ---
 
 if (import.meta.main) {
-  const { main } = await import("./cli.ts");
-  process.exitCode = await main(process.argv.slice(2));
+  // Not a top-level await: when a plugin's promise can never settle, the CLI names it
+  // (runProgram) instead of the runtime's "top-level await never resolved" trace.
+  const { runProgram } = await import("./cli.ts");
+  runProgram(process.argv.slice(2));
 }

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, exists } from "../lib/io.ts";
+import { atomicWriteJson, checkOutputs, exists, lockRunFolder } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import { parseTious } from "../stages/evaluation.ts";
@@ -86,6 +86,17 @@ export async function run(args: string[]): Promise<number> {
     tious: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
   });
   const out = path.resolve(typeof values.out === "string" ? values.out : "runs/generate");
+  await checkOutputs("--out", {
+    files: [
+      "proposals.json",
+      "generator_test.json",
+      "generator_summary.json",
+      "generator_best.ckpt",
+      "generator_state.ckpt",
+    ].map((f) => path.join(out, f)),
+    dirs: [out],
+  });
+  await using _lock = await lockRunFolder(out, "generate", logErr);
   let root = path.resolve(values.root);
   let layout = typeof values.layout === "string" ? values.layout : undefined;
   if (!layout && await exists(path.join(root, "cola"))) {

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, readBytes } from "../lib/io.ts";
+import { atomicWriteJson, checkOutputs, readBytes } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
@@ -57,6 +57,7 @@ export async function run(args: string[]): Promise<number> {
   const out = values.out as string | undefined;
   if (!ckpt) throw new InputError("predict: missing required flag --checkpoint");
   if (!out) throw new InputError("predict: missing required flag --out");
+  await checkOutputs("--out", { files: [out] });
   const files = [...((values.features as string[] | undefined) ?? []), ...positionals];
   if (!values.root && files.length === 0) {
     throw new InputError("predict: give --root DIR or --features FILE...");

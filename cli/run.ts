@@ -3,7 +3,10 @@
  *
  * @module
  */
+import * as path from "node:path";
 import process from "node:process";
+import { lockRunFolder } from "../lib/io.ts";
+import { setPluginCallTimeout } from "../registry.ts";
 import type { BackendName } from "../lib/backend.ts";
 import {
   isInteractive,
@@ -39,6 +42,8 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --seed N              seed (default 0)
   --generator NAME --filter NAME --student NAME   plugins by name
   --plugin PATH_OR_URL  load a plugin module (repeatable)
+  --plugin-timeout S    fail a user plugin's call that has not settled after S seconds
+                        (default: no limit; a call that can never settle is named anyway)
   --no-cross-video      generator without cross-video contrast (CoLA baseline)
   --no-ema              student without the EMA-teacher phase
   --gamma G --eta E     prior filter thresholds (default 0.2, 0.4)
@@ -71,6 +76,7 @@ export async function run(args: string[]): Promise<number> {
     filter: { type: "string" },
     student: { type: "string" },
     plugin: { type: "string", multiple: true },
+    "plugin-timeout": { type: "string" },
     "no-cross-video": { type: "boolean", default: false },
     "no-ema": { type: "boolean", default: false },
     gamma: { type: "string" },
@@ -100,6 +106,7 @@ export async function run(args: string[]): Promise<number> {
   const eta = numberFlag("run", values, "eta");
   if (gamma !== undefined) filterOptions.gamma = gamma;
   if (eta !== undefined) filterOptions.eta = eta;
+  setPluginCallTimeout(numberFlag("run", values, "plugin-timeout"));
   const interactive = isInteractive(json);
   const config: FuSTALConfig = {
     root: values.root as string | undefined,
@@ -136,6 +143,12 @@ export async function run(args: string[]): Promise<number> {
     onLog: interactive ? (l) => process.stderr.write(`\r\x1b[K${l}\n`) : logErr,
     progress: (label, total) => new Progress(label, total, interactive),
   };
+  // One writer per run folder: the lock is held until this command returns.
+  await using _lock = await lockRunFolder(
+    path.resolve(config.out ?? (values.ablate ? "runs/ablation" : "runs/default")),
+    "run",
+    logErr,
+  );
   if (values.ablate) {
     const sel = ablationSelection(values);
     const cells = await runAblation({ ...config, out: config.out ?? "runs/ablation" }, sel);

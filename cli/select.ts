@@ -5,7 +5,7 @@
  * @module
  */
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, readJson } from "../lib/io.ts";
+import { atomicWriteJson, checkOutputs, readJson } from "../lib/io.ts";
 import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
 import {
@@ -21,19 +21,20 @@ import {
   pseudoLabelQuality,
   selectByVideo,
 } from "../stages/selection.ts";
-import { getPlugin, loadPluginModule } from "../registry.ts";
+import { getPlugin, loadPluginModule, setPluginCallTimeout } from "../registry.ts";
 
 /** Usage text of `select`. */
 export const usage =
   `select --proposals P.json --out OUT.json [--filter NAME] [--gamma G] [--eta E] [--k K]
        [--option KEY=VALUE ...] [--gt GT.json [--subset S] [--tiou LIST]]
-       [--plugin PATH_OR_URL ...] [--json]
+       [--plugin PATH_OR_URL ...] [--plugin-timeout S] [--json]
   Keeps the proposals the filter accepts, video by video; input and output are ActivityNet
   result JSON ({"results": {video: [{label, score, segment}]}}; other top-level keys such as
   "method" and "version" are kept). Videos left with no proposal keep an empty list.
   Filters: prior (default; keep iff IoU score >= gamma and score > eta, gamma 0.2, eta 0.4),
   score (score > eta), topk (k best per class per video, k 5), none, or a plugin's name.
   --plugin loads a module whose default export is a plugin or an array of them (repeatable).
+  --plugin-timeout S fails a plugin call that has not settled after S seconds (default none).
   --option passes any option to the filter (VALUE parsed as JSON when it is valid JSON).
   --gt scores the proposals before and after (mAP per tIoU, average; precision and recall at
   tIoU 0.5 by greedy one-to-one matching). --json: last line {"before", "after", "videos",
@@ -96,15 +97,18 @@ export async function run(args: string[]): Promise<number> {
     subset: { type: "string" },
     tiou: { type: "string" },
     plugin: { type: "string", multiple: true },
+    "plugin-timeout": { type: "string" },
     json: { type: "boolean", default: false },
   });
   const propFile = requireFlag("select", values, "proposals");
   const outFile = requireFlag("select", values, "out");
+  await checkOutputs("--out", { files: [outFile] });
   const options = parseOptions(values);
   const tious = typeof values.tiou === "string" ? parseTious(values.tiou) : [...THUMOS_TIOUS];
   if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {
     throw new InputError("select: --subset and --tiou need --gt");
   }
+  setPluginCallTimeout(numberFlag("select", values, "plugin-timeout"));
   for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const filterName = values.filter as string;
   const filter = await getPlugin("filter", filterName);

@@ -5,6 +5,7 @@
  * @module
  */
 import { InputError } from "../lib/errors.ts";
+import { checkOutputs, lockRunFolder } from "../lib/io.ts";
 import {
   isInteractive,
   logErr,
@@ -63,6 +64,8 @@ export async function run(args: string[]): Promise<number> {
     throw new InputError(`synth: --format must be one of ${FORMATS.join(", ")}, got "${format}"`);
   }
   const json = Boolean(values.json);
+  await checkOutputs("--out", { dirs: [out] });
+  await using _lock = await lockRunFolder(out, "synth", logErr);
   let bar: Progress | null = null;
   const r = await synthesize({
     out,

@@ -5,8 +5,9 @@
  * @module
  */
 import * as path from "node:path";
-import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
+import * as fs from "node:fs/promises";
+import { DivergenceError, InputError } from "../lib/errors.ts";
+import { atomicWriteJson, checkOutputs, exists, lockRunFolder, readJson } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
@@ -19,7 +20,12 @@ import {
   toResultsFile,
 } from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
-import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
+import {
+  BEFORE_SWITCH_FILE,
+  CHECKPOINT_FILE,
+  groundTruthOf,
+  trainStudent,
+} from "../stages/training/train.ts";
 
 /** Usage text of `train`. */
 export const usage =
@@ -93,6 +99,18 @@ export async function run(args: string[]): Promise<number> {
   const labelsFile = need("pseudo-labels");
   const root = need("root");
   const out = need("out");
+  await checkOutputs("--out", {
+    files: [
+      ARGS_FILE,
+      "detections.json",
+      "detections_before_switch.json",
+      "metrics.json",
+      CHECKPOINT_FILE,
+      BEFORE_SWITCH_FILE,
+    ].map((f) => path.join(out, f)),
+    dirs: [out],
+  });
+  await using _lock = await lockRunFolder(out, "train", logErr);
   const num = (k: string) => numberFlag("train", v, k);
   const seed = num("seed") ?? 0;
   const options: Record<string, unknown> = {
@@ -136,6 +154,15 @@ export async function run(args: string[]): Promise<number> {
     log: logErr,
     progress: (label, total) => new Progress(label, total, isInteractive(json)),
     evalRaw: v["eval-raw"] === true,
+  }).catch(async (e) => {
+    // A run that diverged before its first checkpoint leaves nothing to resume: drop the
+    // argument file it wrote, so the folder holds no trace of a run that never was.
+    if (e instanceof DivergenceError && !resumeDir) {
+      if (!(await exists(path.join(out, CHECKPOINT_FILE)))) {
+        await fs.rm(path.join(out, ARGS_FILE), { force: true });
+      }
+    }
+    throw e;
   });
   await atomicWriteJson(
     path.join(out, "detections.json"),

@@ -78,6 +78,9 @@ async function readRawVideos(annFile: string): Promise<RawVideo[]> {
     for (
       const [id, v] of Object.entries(json.database as Record<string, Record<string, unknown>>)
     ) {
+      if (typeof v !== "object" || v === null) {
+        throw new InputError(`${annFile}: video ${id} is not an object`);
+      }
       out.push({
         id,
         subset: String(v.subset ?? ""),
@@ -99,6 +102,9 @@ async function readRawVideos(annFile: string): Promise<RawVideo[]> {
   for (const [id, v] of Object.entries(json as Record<string, Record<string, unknown>>)) {
     const i = info.get(id);
     if (!i) throw new InputError(`${csv}: video ${id} of ${annFile} is not listed`);
+    if (typeof v !== "object" || v === null) {
+      throw new InputError(`${annFile}: video ${id} is not an object`);
+    }
     out.push({
       id,
       subset: i.subset,
@@ -134,7 +140,18 @@ export async function openActivityNet(
   }
   const raw = await readRawVideos(annFile);
   const classes = opts.classes ??
-    [...new Set(raw.flatMap((v) => v.annotations.map((a) => String(a.label))))].sort();
+    [
+      ...new Set(
+        raw.flatMap((v) =>
+          // Malformed lists are reported by parseAnnotations below, naming the video.
+          Array.isArray(v.annotations)
+            ? v.annotations.filter((a) => typeof a === "object" && a !== null).map((a) =>
+              String(a.label)
+            )
+            : []
+        ),
+      ),
+    ].sort();
   const index = new Map(classes.map((c, i) => [c, i]));
   const featBase = opts.features ?? path.join(root, "features");
   const store = await openFeatureStore(featBase, opts);

@@ -52,10 +52,22 @@ export async function openCola(root: string, opts: OpenOptions = {}): Promise<St
   }
   const metas: VideoMeta[] = [];
   const rels = new Map<string, { store: FeatureStore; rel: string }[]>();
+  // Which split file (and line) listed each id: a video listed twice would be counted twice,
+  // a video in both splits would leak test videos into training. Both are errors.
+  const listedIn = new Map<string, string>();
   for (const split of ["train", "test"] as Split[]) {
     const listFile = path.join(root, `split_${split}.txt`);
     for (const id of await readIdList(listFile)) {
-      const v = db[id];
+      const before = listedIn.get(id);
+      if (before !== undefined) {
+        throw new InputError(
+          before === listFile
+            ? `${listFile}: video ${id} is listed twice`
+            : `${listFile}: video ${id} is also listed in ${before} (a video in both splits)`,
+        );
+      }
+      listedIn.set(id, listFile);
+      const v = Object.hasOwn(db, id) ? db[id] : undefined;
       if (!v) throw new InputError(`${listFile}: video ${id} is not in ${annFile}`);
       const anns = parseAnnotations(v.annotations, classes, index, annFile, id);
       metas.push({

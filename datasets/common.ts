@@ -91,11 +91,28 @@ export function parseAnnotations(
   file: string,
   video: string,
 ): Annotation[] {
-  return ((list as Record<string, unknown>[] | undefined) ?? []).map((a) => ({
-    label: String(a.label),
-    classId: classIdOf(classes, index, a.label, file, video),
-    segment: parseSegment(a.segment, file, video),
-  }));
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) {
+    throw new InputError(
+      `${file}: video ${video}: "annotations" is not a list (got ${
+        typeof list === "object" ? "an object" : typeof list
+      })`,
+    );
+  }
+  return list.map((a, i) => {
+    if (typeof a !== "object" || a === null || Array.isArray(a)) {
+      throw new InputError(
+        `${file}: video ${video}: annotation ${i} is not an object {label, segment} ` +
+          `(got ${JSON.stringify(a)})`,
+      );
+    }
+    const r = a as Record<string, unknown>;
+    return {
+      label: String(r.label),
+      classId: classIdOf(classes, index, r.label, file, video),
+      segment: parseSegment(r.segment, file, video),
+    };
+  });
 }
 
 /** Parses one `[start, end]` segment (numbers or numeric strings). */
@@ -118,18 +135,47 @@ export function parseSegment(seg: unknown, file: string, video: string): [number
  * Checks that every segment overlaps the video. The video spans the larger of its annotated
  * duration and the time its features cover (real annotation files have a few segments past
  * their stated duration, e.g. THUMOS'14 video_validation_0000364, which real features do
- * cover); a segment starting after that, or ending before 0, lies outside the video.
+ * cover); a segment starting after that, or ending before 0, lies outside the video. A
+ * segment starting before 0 by more than {@linkcode SEGMENT_SLACK_S} (e.g. [-50, 5]) is
+ * refused as well: no time exists there, so the annotation is wrong rather than late; so is
+ * a segment that starts inside the video but ends more than one video length past its end
+ * (e.g. [120, 10000] in a 129 s video; real files overshoot by seconds).
  */
 export function checkSegmentsInside(meta: VideoMeta, file: string): void {
   const span = Math.max(meta.duration, meta.length > 0 ? gridToSeconds(meta.grid, meta.length) : 0);
   for (const a of meta.annotations) {
     const [s, e] = a.segment;
+    if (s < -SEGMENT_SLACK_S) {
+      throw new InputError(
+        `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) starts ${-s} s before ` +
+          `the video (more than the ${SEGMENT_SLACK_S} s allowed)`,
+      );
+    }
+    if (s <= span + SEGMENT_SLACK_S && e > 2 * span + SEGMENT_SLACK_S) {
+      throw new InputError(
+        `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) ends far past the ` +
+          `video (0 to ${span.toFixed(2)} s)`,
+      );
+    }
     if (s > span + SEGMENT_SLACK_S || e < -SEGMENT_SLACK_S) {
       throw new InputError(
         `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) lies outside the video ` +
           `(0 to ${span.toFixed(2)} s)`,
       );
     }
+  }
+}
+
+/**
+ * Checks that a video id is a plain name that resolves inside the dataset root: no path
+ * separator, not `.` or `..`, no NUL byte, not empty (ids become file names).
+ */
+export function checkVideoId(id: string, file: string): void {
+  if (id === "" || id === "." || id === ".." || /[\/\\\0]/.test(id)) {
+    throw new InputError(
+      `${file}: video id ${JSON.stringify(id)} is not a plain name (ids are file names and ` +
+        `must resolve inside the dataset root)`,
+    );
   }
 }
 
@@ -278,6 +324,7 @@ export async function finishOpen(
   let dim = -1;
   let dimFrom = "";
   for (const meta of init.metas) {
+    checkVideoId(meta.id, init.annotationFile);
     const want = rels.get(meta.id) ?? [];
     const refs = [];
     let missing: string | null = null;

@@ -97,7 +97,9 @@ async function readHead(file: string, n: number): Promise<{ head: Uint8Array; si
     throw new InputError(`${file}: cannot open`);
   }
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new InputError(`${file}: is a folder, expected a feature file`);
+    const size = st.size;
     const head = new Uint8Array(Math.min(n, size));
     let got = 0;
     while (got < head.length) {
@@ -142,10 +144,23 @@ class DirStore implements FeatureStore {
   }
   async find(rel: string): Promise<FeatureRef | null> {
     const full = path.join(this.where, rel);
+    // A video id is a name, not a path: it must resolve inside the features folder.
+    const inside = path.relative(path.resolve(this.where), path.resolve(full));
+    if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside) || rel.includes("\0")) {
+      throw new InputError(
+        `${this.where}: video id in ${JSON.stringify(rel)} resolves outside the features folder`,
+      );
+    }
     const names = await this.#list(path.dirname(full));
     const base = path.basename(full);
     for (const ext of [...FEATURE_EXTS, ""]) {
-      if (names.has(base + ext)) return this.#ref(full + ext);
+      if (names.has(base + ext)) {
+        const st = await fs.stat(full + ext).catch(() => null);
+        if (st?.isDirectory()) {
+          throw new InputError(`${full + ext}: is a folder, expected a feature file`);
+        }
+        return this.#ref(full + ext);
+      }
     }
     return null;
   }

@@ -48,7 +48,21 @@ export function gunzip(bytes: Uint8Array, file: string): Uint8Array {
       const isize = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - 4, 4)
         .getUint32(0, true);
       const chunkSize = Math.min(Math.max(isize + 64, 16384), 1 << 30);
-      const b = zlib.gunzipSync(bytes, { chunkSize });
+      // Inflation stops at the declared size (ISIZE is the size mod 2^32: a stream that
+      // could legitimately be larger, at deflate's best ratio of 1032:1, may wrap past it).
+      const wraps = Math.floor((bytes.length * 1032) / 2 ** 32);
+      const maxOutputLength = Math.max(1, isize + wraps * 2 ** 32);
+      let b: Uint8Array;
+      try {
+        b = zlib.gunzipSync(bytes, { chunkSize, maxOutputLength });
+      } catch (e) {
+        if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+          throw new InputError(
+            `${file}: gzip data inflates past its declared size of ${isize} bytes (corrupt)`,
+          );
+        }
+        throw e;
+      }
       return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     }
     const out = fflate.gunzipSync(bytes);
@@ -59,6 +73,7 @@ export function gunzip(bytes: Uint8Array, file: string): Uint8Array {
     }
     return out;
   } catch (e) {
+    if (e instanceof InputError) throw e;
     throw new InputError(`${file}: corrupt or truncated gzip data (${firstLine(e)})`);
   }
 }
@@ -74,15 +89,29 @@ export function inflateRaw(
   file: string,
 ): Uint8Array {
   let out: Uint8Array;
+  const past = () =>
+    new InputError(`${file}: deflate data inflates past its declared size of ${size} bytes`);
   try {
     if (inflater === "zlib") {
+      // Inflation stops at the declared size: a member whose directory size is a lie cannot
+      // make us allocate more than it declared.
       const chunkSize = Math.min(Math.max(size + 64, 16384), 1 << 30);
-      const b = zlib.inflateRawSync(bytes, { chunkSize });
+      const b = zlib.inflateRawSync(bytes, { chunkSize, maxOutputLength: Math.max(1, size) });
       out = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     } else {
-      out = fflate.inflateSync(bytes, { out: new Uint8Array(size) });
+      out = new Uint8Array(size);
+      let got = 0;
+      const s = new fflate.Inflate((c: Uint8Array) => {
+        if (got + c.length > size) throw past();
+        out.set(c, got);
+        got += c.length;
+      });
+      s.push(bytes, true);
+      out = out.subarray(0, got);
     }
   } catch (e) {
+    if (e instanceof InputError) throw e;
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw past();
     throw new InputError(`${file}: corrupt or truncated deflate data (${firstLine(e)})`);
   }
   if (out.length !== size) {

@@ -53,6 +53,10 @@ export function tryParseNpyHeader(bytes: Uint8Array, file: string): NpyHeader | 
     if (bytes[i] !== MAGIC[i]) throw new InputError(`${file}: not an .npy file (bad magic bytes)`);
   }
   const major = bytes[6];
+  // NumPy writes and reads only versions 1.0, 2.0 and 3.0 (`numpy.lib.format`).
+  if (bytes[7] !== 0) {
+    throw new InputError(`${file}: unsupported .npy format version ${major}.${bytes[7]}`);
+  }
   let headerLen: number;
   let start: number;
   if (major === 1) {
@@ -172,8 +176,35 @@ export function decodeNpy(bytes: Uint8Array, file: string): NpyArray {
       for (let i = 0; i < n; i++) out[i] = t[dv.getUint16(i * 2, le)];
     }
   }
+  if (h.itemSize === 8) checkFloat32Range(bytes, h.dataOffset, le, out, file);
   if (h.fortranOrder && h.shape.length > 1) out = fortranToC(out, h.shape);
   return { data: out, shape: h.shape };
+}
+
+/**
+ * A finite float64 beyond float32's range becomes ±Infinity when narrowed: report it as
+ * overflowing float32 (naming the file, the flat index and the value), not as non-finite.
+ */
+function checkFloat32Range(
+  bytes: Uint8Array,
+  dataOffset: number,
+  le: boolean,
+  out: Float32Array,
+  file: string,
+): void {
+  for (let i = 0; i < out.length; i++) {
+    const x = out[i];
+    if (x === Infinity || x === -Infinity) {
+      const v = new DataView(bytes.buffer, bytes.byteOffset + dataOffset + i * 8, 8)
+        .getFloat64(0, le);
+      if (Number.isFinite(v)) {
+        throw new InputError(
+          `${file}: float64 value ${v} at flat index ${i} overflows float32 ` +
+            `(largest float32 is 3.4028235e38)`,
+        );
+      }
+    }
+  }
 }
 
 /** Reorders column-major values of `shape` into row-major order. */

@@ -9,8 +9,8 @@
  * | ------------ | -------------------------------------------------------------------- |
  * | 0..8         | magic, 8 ASCII bytes (per kind, e.g. `FSTLCKP1`)                     |
  * | 8..12        | uint32 `n`: byte length of the header, a multiple of 4               |
- * | 12..12+n     | UTF-8 JSON `{meta, tensors: [{group, name, shape, offset}]}`, padded |
- * |              | with spaces (0x20) to a multiple of 4 bytes                          |
+ * | 12..12+n     | UTF-8 JSON `{"crc32":"xxxxxxxx","meta":…,"tensors":[{group, name,    |
+ * |              | shape, offset}]}`, padded with spaces (0x20) to a multiple of 4 bytes |
  * | 12+n..end    | every tensor as float32, row-major, in index order                   |
  *
  * `offset` counts floats from the data start; tensors are stored back to back in the order
@@ -22,14 +22,40 @@
  * as `{"$num": "NaN" | "Infinity" | "-Infinity"}` by default so they round-trip exactly; plain
  * JSON would turn them into `null`. A file without such numbers is plain JSON in its header.
  *
+ * Checksum: `crc32` (8 lowercase hex digits, always the header's first key) is the CRC-32 of
+ * the header, with those 8 digits read as `00000000`, followed by the tensor data: every byte
+ * after the 12-byte prefix. Loading verifies it, so one flipped byte anywhere in the header
+ * or the weights is reported (naming the file) instead of silently changing the results.
+ *
  * Files are written atomically (temp file + rename), so a killed run leaves either the
  * previous file or the new one, never half of one. Every decoding problem is an
  * {@linkcode InputError} with a one-line message naming the file.
  *
  * @module
  */
-import { InputError } from "./errors.ts";
+import { EXIT_DIVERGED, InputError } from "./errors.ts";
 import { atomicWrite, readBytes } from "./io.ts";
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE, as zip and gzip) of `bytes`, continuing from `crc` (0 to start). */
+export function crc32Update(crc: number, bytes: Uint8Array): number {
+  let c = (crc ^ 0xffffffff) >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const CRC_KEY = '{"crc32":"';
+const CRC_AT = 12 + CRC_KEY.length; // byte offset of the 8 hex digits in the file
+const ZERO_DIGITS = new TextEncoder().encode("00000000");
 
 /** A tensor held in host memory: its shape and its row-major float32 values. */
 export interface HostTensor {
@@ -63,6 +89,11 @@ export interface TensorFileKind {
    * version"), or undefined when it is.
    */
   checkMeta?: (meta: unknown) => string | undefined;
+  /**
+   * Refuse to write tensors holding NaN or ±Infinity (model weights and optimiser state: such
+   * values mean the run diverged). Default false: the container itself stores any float.
+   */
+  finiteOnly?: boolean;
 }
 
 /** A decoded tensor file. */
@@ -134,7 +165,10 @@ export function encodeTensorFile(
       floats += t.data.length;
     }
   }
-  const json = JSON.stringify({ meta, tensors: index }, kind.replacer ?? nonFiniteReplacer);
+  const json = JSON.stringify(
+    { crc32: "00000000", meta, tensors: index },
+    kind.replacer ?? nonFiniteReplacer,
+  );
   const text = new TextEncoder().encode(json);
   const hl = Math.ceil(text.length / 4) * 4;
   const out = new Uint8Array(PREFIX + hl + floats * 4);
@@ -150,6 +184,8 @@ export function encodeTensorFile(
       o += t.data.length;
     }
   }
+  const crc = crc32Update(0, out.subarray(PREFIX)).toString(16).padStart(8, "0");
+  out.set(new TextEncoder().encode(crc), CRC_AT);
   return out;
 }
 
@@ -203,16 +239,48 @@ export function decodeTensorFile<M = unknown>(
       data: all.subarray(t.offset, t.offset + n),
     };
   }
+  const key = new TextDecoder().decode(bytes.subarray(PREFIX, CRC_AT));
+  const stored = new TextDecoder().decode(bytes.subarray(CRC_AT, CRC_AT + 8));
+  if (hl < CRC_KEY.length + 8 || key !== CRC_KEY || !/^[0-9a-f]{8}$/.test(stored)) {
+    throw bad("no checksum in the header: corrupt, or written by an older version");
+  }
+  let crc = crc32Update(0, bytes.subarray(PREFIX, CRC_AT));
+  crc = crc32Update(crc, ZERO_DIGITS);
+  const actual = crc32Update(crc, bytes.subarray(CRC_AT + 8)).toString(16).padStart(8, "0");
+  if (actual !== stored) {
+    throw bad(`checksum mismatch: stored crc32 ${stored}, computed ${actual}; the file is corrupt`);
+  }
   return { meta: header.meta, groups };
 }
 
-/** Writes a tensor file of the given kind atomically. */
+/**
+ * Writes a tensor file of the given kind atomically. For kinds with `finiteOnly` (checkpoints)
+ * tensors holding NaN or ±Infinity are not written (the weights of a diverged run): that is an
+ * {@linkcode InputError} with exit code {@linkcode EXIT_DIVERGED} naming the file and the
+ * tensor, and the previous file is kept.
+ */
 export function saveTensorFile(
   file: string,
   meta: unknown,
   groups: TensorGroups,
   kind: TensorFileKind,
 ): Promise<void> {
+  for (const [g, ts] of Object.entries(kind.finiteOnly ? groups : {})) {
+    for (const [name, t] of Object.entries(ts)) {
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] - d[i] !== 0) {
+          return Promise.reject(
+            new InputError(
+              `${file}: not written: ${g}/${name} holds ${d[i]} (training diverged; try a ` +
+                `lower learning rate, --lr); the previous file is kept`,
+              EXIT_DIVERGED,
+            ),
+          );
+        }
+      }
+    }
+  }
   return atomicWrite(file, encodeTensorFile(meta, groups, kind));
 }
 

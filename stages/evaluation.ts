@@ -9,6 +9,14 @@
  * descending tIoU, equal tIoU with the later ground truth first. Both are "stable ascending
  * sort, then reverse", the order numpy's argsort gives on small or already sorted inputs.
  *
+ * Where the official evaluator differs: its `segment_iou` divides by the union without a
+ * guard, so a zero-length prediction on a zero-length ground truth gives 0/0 = NaN, which its
+ * `tiou < threshold` test never rejects: it is counted as a hit. Here the tIoU of segments
+ * whose union is empty is 0 (no overlap), and the inputs that lead there are refused: a ground
+ * truth must have end > start, a prediction end >= start (a zero-length prediction is scored,
+ * with no overlap; a reversed one is an input error, where the official code would compute a
+ * meaningless negative-length IoU).
+ *
  * @module
  */
 import { InputError } from "../lib/errors.ts";
@@ -53,11 +61,14 @@ export interface EvalOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Plain IoU of two segments in seconds (no "+1"); NaN when both have zero length. */
+/**
+ * Plain IoU of two segments in seconds (no "+1"); 0 when the union is empty (two zero-length
+ * segments: no overlap, where the official code gives NaN, see the module doc).
+ */
 export function segmentIoU(a: Segment, b: Segment): number {
   const inter = Math.max(0, Math.min(a[1], b[1]) - Math.max(a[0], b[0]));
   const union = (a[1] - a[0]) + (b[1] - b[0]) - inter;
-  return inter / union;
+  return union > 0 ? inter / union : 0;
 }
 
 /**
@@ -255,7 +266,14 @@ export function parseGroundTruth(obj: unknown, file: string, subset?: string): G
       if (!isRecord(a) || typeof a.label !== "string") {
         throw new InputError(`${where}: missing string "label"`);
       }
-      instances.push({ videoId: vid, label: a.label, segment: parseSegment(a.segment, where) });
+      const seg = parseSegment(a.segment, where);
+      if (!(seg[1] > seg[0])) {
+        throw new InputError(
+          `${where}: ground-truth segment [${seg[0]}, ${seg[1]}] ` +
+            (seg[1] === seg[0] ? "has zero length" : "ends before it starts"),
+        );
+      }
+      instances.push({ videoId: vid, label: a.label, segment: seg });
     });
   }
   if (want !== undefined && videos.length === 0) {
@@ -345,18 +363,34 @@ export function parseResults(obj: unknown, file: string): Detection[] {
       if (!isRecord(d) || typeof d.label !== "string") {
         throw new InputError(`${where}: missing string "label"`);
       }
-      const score = typeof d.score === "string" ? Number(d.score) : d.score;
+      const score = typeof d.score === "string" && d.score.trim() !== ""
+        ? Number(d.score)
+        : d.score;
       if (typeof score !== "number" || !Number.isFinite(score)) {
-        throw new InputError(`${where}: "score" is not a number`);
+        throw new InputError(`${where}: "score" is not a number (${JSON.stringify(d.score)})`);
       }
-      out.push({ videoId: vid, label: d.label, score, segment: parseSegment(d.segment, where) });
+      const segment = parseSegment(d.segment, where);
+      if (segment[1] < segment[0]) {
+        throw new InputError(
+          `${where}: segment [${segment[0]}, ${segment[1]}] ends before it starts`,
+        );
+      }
+      out.push({ videoId: vid, label: d.label, score, segment });
     });
   }
   return out;
 }
 
-/** Parses `--tiou`: a comma list (`0.3,0.5,0.7`) or an inclusive range `lo:hi:step`. */
+/** The most tIoU thresholds `--tiou` accepts (the published protocols use 7 and 10). */
+export const MAX_TIOUS = 100;
+
+/**
+ * Parses `--tiou`: a comma list (`0.3,0.5,0.7`) or an inclusive range `lo:hi:step`; at most
+ * {@linkcode MAX_TIOUS} thresholds (counted before any list is built).
+ */
 export function parseTious(spec: string): number[] {
+  const tooMany = (n: number) =>
+    new InputError(`--tiou: ${n} thresholds, at most ${MAX_TIOUS} are allowed`);
   const bad = () =>
     new InputError(
       `--tiou: cannot read "${spec}" (use a list like 0.3,0.5,0.7 or a range like 0.1:0.7:0.1)`,
@@ -368,8 +402,12 @@ export function parseTious(spec: string): number[] {
     const [lo, hi, step] = parts;
     if (step <= 0 || hi < lo) throw bad();
     const n = Math.floor((hi - lo) / step + 1e-9) + 1;
+    if (n > MAX_TIOUS) throw tooMany(n);
     out = Array.from({ length: n }, (_, i) => Number((lo + i * step).toFixed(10)));
   } else {
+    let commas = 0;
+    for (let i = 0; i < spec.length; i++) if (spec.charCodeAt(i) === 44) commas++;
+    if (commas >= MAX_TIOUS) throw tooMany(commas + 1);
     out = spec.split(",").map((x) => Number(x.trim()));
     if (out.length === 0 || out.some((x) => !Number.isFinite(x))) throw bad();
   }

@@ -23,7 +23,7 @@ import {
   describeBackend,
   initBackend,
 } from "../lib/backend.ts";
-import { atomicWrite, atomicWriteJson, exists, readJson } from "../lib/io.ts";
+import { atomicWrite, atomicWriteJson, checkOutputs, exists, readJson } from "../lib/io.ts";
 import type { Detection } from "../lib/types.ts";
 import type {
   CurvePoint,
@@ -33,7 +33,7 @@ import type {
   StudentResult,
 } from "../lib/plugin_types.ts";
 import type { Dataset, Split } from "../datasets/types.ts";
-import { getPlugin, loadPluginModule } from "../registry.ts";
+import { checkPluginOutput, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
 import {
   ACTIVITYNET_TIOUS,
   evaluateDetections,
@@ -191,6 +191,11 @@ function stageKeys(config: FuSTALConfig, seed: number, preset: string) {
   return { data, generation, selection, training };
 }
 
+/** Every video's duration, for checks of what plugins return. */
+function spansOf(ds: Dataset): Map<string, { duration: number }> {
+  return new Map(ds.list().map((m) => [m.id, { duration: m.duration }]));
+}
+
 function nopProgress(): ProgressSink {
   return { update() {}, done() {} };
 }
@@ -208,7 +213,9 @@ async function openRoot(root: string, layout?: string): Promise<Dataset> {
   if (layout && !(LAYOUTS as readonly string[]).includes(layout)) {
     // A user's dataset plugin (loaded with --plugin): unknown names fail listing the choices.
     const plugin = await getPlugin("dataset", layout);
-    return await plugin.open(root, {});
+    const ds = await guardPluginCall(plugin, "open", () => plugin.open(root, {}), root);
+    checkPluginOutput(plugin, "open", ds, undefined, root);
+    return ds;
   }
   return await openDataset(root, layout ? { layout } : {});
 }
@@ -276,6 +283,11 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     report: path.join(out, "report.html"),
     state: statePath,
   };
+  // Every output must be writable before any work starts (not at the first checkpoint).
+  await checkOutputs("--out", {
+    files: Object.values(files),
+    dirs: [out, path.join(out, "generator"), path.join(out, "student")],
+  });
   let state: Record<string, StageState> = {};
   if (config.resume && await exists(statePath)) {
     state = (await readJson(statePath)) as Record<string, StageState>;
@@ -390,14 +402,13 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     log(`generation: loaded from ${path.join(from, "proposals.json")}`);
   } else {
     const generator = await getPlugin("generator", genName);
-    genResult = await generator.generate(
-      gen,
-      ctxFor("generator", {
-        preset,
-        crossVideo: config.crossVideo ?? true,
-        ...config.generatorOptions,
-      }, await startStage("generation")),
-    );
+    const genCtx = ctxFor("generator", {
+      preset,
+      crossVideo: config.crossVideo ?? true,
+      ...config.generatorOptions,
+    }, await startStage("generation"));
+    genResult = await guardPluginCall(generator, "generate", () => generator.generate(gen, genCtx));
+    checkPluginOutput(generator, "generate", genResult, spansOf(gen));
     await atomicWriteJson(
       files.proposals,
       toResultsJson(`[Generator] ${genName}`, genResult.train),
@@ -459,15 +470,13 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     };
   } else {
     const student = await getPlugin("student", stuName);
-    stuResult = await student.train(
-      stu,
-      pseudo,
-      ctxFor(
-        "student",
-        { preset, ema: config.ema ?? true, ...config.studentOptions },
-        await startStage("training"),
-      ),
+    const stuCtx = ctxFor(
+      "student",
+      { preset, ema: config.ema ?? true, ...config.studentOptions },
+      await startStage("training"),
     );
+    stuResult = await guardPluginCall(student, "train", () => student.train(stu, pseudo, stuCtx));
+    checkPluginOutput(student, "train", stuResult, spansOf(stu));
     await atomicWriteJson(files.detections, toResultsJson(`[Student] ${stuName}`, stuResult.test));
     if (stuResult.testBeforeSwitch) {
       await atomicWriteJson(

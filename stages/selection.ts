@@ -27,7 +27,7 @@ import type { Detection, GroundTruth, Segment } from "../lib/types.ts";
 import type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
 import type { VideoMeta } from "../datasets/types.ts";
 import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
-import { describePlugin, guardPluginCall } from "../registry.ts";
+import { checkDetections, describePlugin, guardPluginCall } from "../registry.ts";
 
 /** Default minimum IoU score (row sum) of the prior filter (SPEC §5, γ). */
 export const DEFAULT_GAMMA = 0.2;
@@ -189,29 +189,6 @@ export interface SelectRunOptions {
   videos?: ReadonlyMap<string, VideoMeta>;
 }
 
-function checkReturned(
-  out: unknown,
-  videoId: string,
-  fail: (problem: string) => never,
-): Detection[] {
-  if (!Array.isArray(out)) fail(`returned ${out === null ? "null" : typeof out}, not an array`);
-  return out.map((d, i) => {
-    const r = d as Partial<Detection> | null;
-    const seg = r?.segment;
-    if (
-      typeof r !== "object" || r === null || typeof r.label !== "string" ||
-      typeof r.score !== "number" || !Number.isFinite(r.score) || !Array.isArray(seg) ||
-      seg.length !== 2 || !Number.isFinite(seg[0]) || !Number.isFinite(seg[1])
-    ) {
-      fail(`item ${i} is not a proposal {label, score, segment: [start, end]}`);
-    }
-    if (r.videoId !== undefined && r.videoId !== videoId) {
-      fail(`item ${i} belongs to video "${r.videoId}"`);
-    }
-    return { videoId, label: r.label, score: r.score, segment: [seg[0], seg[1]] };
-  });
-}
-
 /**
  * Filters proposals video by video through `filter`: one `apply` call per video (in map
  * order, awaited one at a time), each with that video's proposals. A plugin that throws or
@@ -235,11 +212,16 @@ export async function selectByVideo(
         filter.apply(props.map((p) => ({ ...p, segment: [p.segment[0], p.segment[1]] })), context),
       `video ${videoId}`,
     );
+    // Checked at the registry boundary: a list of this video's proposals, none reversed,
+    // non-finite or outside the video (when its duration is known).
     out.set(
       videoId,
-      checkReturned(kept, videoId, (problem) => {
-        throw new InputError(`${describePlugin(filter)}: apply on video ${videoId} ${problem}`);
-      }),
+      checkDetections(
+        kept,
+        `${describePlugin(filter)}: apply on video ${videoId}`,
+        context.video ? new Map([[videoId, context.video]]) : undefined,
+        videoId,
+      ),
     );
   }
   return out;

@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import {
+  crc32Update,
   decodeTensorFile,
   encodeTensorFile,
   loadTensorFile,
@@ -54,7 +55,8 @@ Deno.test("tensor_file: byte layout is magic, uint32 length, space-padded JSON, 
   const bytes = encodeTensorFile({ a: 1 }, {
     g: { t: { shape: [2], data: Float32Array.from([1.5, -2]) } },
   }, KIND);
-  const json = '{"meta":{"a":1},"tensors":[{"group":"g","name":"t","shape":[2],"offset":0}]}';
+  const json =
+    '{"crc32":"00000000","meta":{"a":1},"tensors":[{"group":"g","name":"t","shape":[2],"offset":0}]}';
   const hl = Math.ceil(json.length / 4) * 4;
   const expected = new Uint8Array(12 + hl + 8);
   expected.set(new TextEncoder().encode("FSTLTST1"));
@@ -63,6 +65,9 @@ Deno.test("tensor_file: byte layout is magic, uint32 length, space-padded JSON, 
   expected.set(new TextEncoder().encode(json.padEnd(hl, " ")), 12);
   dv.setFloat32(12 + hl, 1.5, true);
   dv.setFloat32(12 + hl + 4, -2, true);
+  // The checksum covers every byte after the prefix, its own digits read as zeros.
+  const crc = crc32Update(0, expected.subarray(12)).toString(16).padStart(8, "0");
+  expected.set(new TextEncoder().encode(crc), 12 + '{"crc32":"'.length);
   assert.deepEqual(bytes, expected);
   // Finite meta stays plain JSON; only non-finite numbers are tagged.
   const tagged = new TextDecoder().decode(encodeTensorFile({ x: NaN }, {}, KIND));
@@ -124,6 +129,26 @@ Deno.test("tensor_file: truncated, corrupt or foreign bytes give one-line InputE
   } finally {
     await fs.rm(dir, { recursive: true });
   }
+});
+
+Deno.test("tensor_file: one flipped byte anywhere after the prefix is a checksum error naming the file", () => {
+  const bytes = encodeTensorFile({ n: 1, step: 100 }, groups(), KIND);
+  const f = "dir/t.ckpt";
+  assert.doesNotThrow(() => decodeTensorFile(bytes, f, KIND));
+  const hl = new DataView(bytes.buffer).getUint32(8, true);
+  // A digit of the header's meta ("100" -> "108") and one bit of every float's bytes.
+  const text = new TextDecoder().decode(bytes.subarray(12, 12 + hl));
+  const positions = [12 + text.indexOf("100") + 2];
+  for (let p = 12 + hl; p < bytes.length; p += 3) positions.push(p);
+  for (const p of positions) {
+    const bad = bytes.slice();
+    bad[p] ^= p < 12 + hl ? 0x08 : 0x01;
+    assert.throws(() => decodeTensorFile(bad, f, KIND), isLineError(f, /checksum mismatch/));
+  }
+  // A file without the checksum key (an older layout) is refused, not trusted.
+  const old = bytes.slice();
+  old.set(new TextEncoder().encode('{"crc33'), 12);
+  assert.throws(() => decodeTensorFile(old, f, KIND), isLineError(f, /no checksum|corrupt header/));
 });
 
 Deno.test("tensor_file: requireFormat accepts only the given format and version", () => {

@@ -87,6 +87,7 @@ export function configDiff(saved: GeneratorConfig, now: GeneratorConfig): string
 
 /** The generator training-state kind of tensor file. */
 const TRAIN_STATE: TensorFileKind = {
+  finiteOnly: true,
   magic: "FSTLGST1",
   name: "generator training state",
   checkMeta: requireFormat("fustal-generator-state", 1),

@@ -370,6 +370,7 @@ export interface CheckpointHeader {
 
 /** The generator checkpoint kind of tensor file; the weights are the `params` group. */
 const GENERATOR_CHECKPOINT: TensorFileKind = {
+  finiteOnly: true,
   magic: "FSTLGEN2",
   name: "generator checkpoint",
   checkMeta: requireFormat("fustal-generator", 2),

@@ -18,7 +18,7 @@
 import * as path from "node:path";
 import { tf } from "../../deps.ts";
 import { Rng } from "../../lib/rng.ts";
-import { InputError } from "../../lib/errors.ts";
+import { InputError, LossWatch } from "../../lib/errors.ts";
 import { exists } from "../../lib/io.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
@@ -559,6 +559,7 @@ export async function trainGenerator(
   }
   const every = cfg.checkpointEvery ?? cfg.evalEvery;
   const bar = hooks.progress?.("generator", cfg.iterations);
+  const watch = new LossWatch("generator");
   if (start > 1) bar?.update(start - 1, "resumed");
   for (let it = start; it <= cfg.iterations; it++) {
     // A pass is ⌈n/B⌉ batches (the last one may be smaller); then reshuffle and resample.
@@ -570,11 +571,8 @@ export async function trainGenerator(
     pos += cfg.batch;
     const hb = await makeBatch(metas, cache, cfg.snippets, D, sampleRng);
     const l = await trainStep(params, opt, { ...hb, T: cfg.snippets, D }, cfg, C, dropRng);
-    if (!Number.isFinite(l.total) || !Number.isFinite(l.gradNorm)) {
-      throw new Error(
-        `generator: loss ${l.total} / gradient norm ${l.gradNorm} at iteration ${it}`,
-      );
-    }
+    // Before any checkpoint of this iteration is written: the last one on disk stays good.
+    watch.check(it, l.total, l.gradNorm);
     curves.loss.push({ step: it, value: l.total });
     curves.lossCls.push({ step: it, value: l.cls });
     curves.lossInVideo.push({ step: it, value: l.inVideo });

@@ -16,7 +16,11 @@ import {
 export type { HostTensor, TensorGroups } from "../../lib/tensor_file.ts";
 
 /** The student checkpoint kind of tensor file. */
-const STUDENT_CHECKPOINT: TensorFileKind = { magic: "FSTLCKP1", name: "student checkpoint" };
+const STUDENT_CHECKPOINT: TensorFileKind = {
+  magic: "FSTLCKP1",
+  name: "student checkpoint",
+  finiteOnly: true,
+};
 
 /** Encodes a checkpoint to bytes. */
 export function encodeCheckpoint(meta: unknown, groups: TensorGroups): Uint8Array {

@@ -17,7 +17,7 @@
  */
 import * as path from "node:path";
 import { type Tensor, tf } from "../../deps.ts";
-import { InputError } from "../../lib/errors.ts";
+import { DivergenceError, InputError, LossWatch } from "../../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../../lib/io.ts";
 import { Rng } from "../../lib/rng.ts";
 import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
@@ -358,7 +358,32 @@ async function runTraining(
     : cfg.epochs;
   const prog = opts.progress?.("train student", (cfg.epochs - s.epoch) * itersPerEpoch);
   let done = 0;
+  const watch = new LossWatch("student");
+  /**
+   * The L1 size of the weights (and EMA); non-finite, or 1e6 times its size at the start of
+   * this run, is divergence. Checked before anything is computed from them or saved.
+   */
+  const weightSize = async () => {
+    const all = [...varList, ...(s.ema ? Object.values(s.ema) : [])];
+    const t = tf.tidy(() => tf.addN(all.map((v) => tf.sum(tf.abs(v)))));
+    const total = (await t.data())[0];
+    t.dispose();
+    return total;
+  };
+  const startSize = await weightSize();
+  const checkWeights = async () => {
+    const total = await weightSize();
+    if (!Number.isFinite(total) || total > 1e6 * Math.max(1, startSize)) {
+      throw new DivergenceError(
+        "student",
+        s.step,
+        watch.last,
+        `the weights grew from ${startSize.toPrecision(3)} to ${total.toPrecision(3)} (L1)`,
+      );
+    }
+  };
   for (let epoch = s.epoch; epoch < lastEpoch; epoch++) {
+    await checkWeights();
     const teacher = cfg.ema && epoch >= cfg.switchEpoch && s.ema !== null;
     if (cfg.ema && epoch === cfg.switchEpoch && evalBefore && !testBeforeSwitch) {
       const tb = performance.now();
@@ -499,9 +524,8 @@ async function runTraining(
       const lossVal = (await value.data())[0];
       const partVals = await Promise.all(parts.map(async (p) => (await p.data())[0]));
       tf.dispose([value, ...parts]);
-      if (!Number.isFinite(lossVal)) {
-        throw new Error(`student loss is not finite at step ${s.step}`);
-      }
+      // Before any checkpoint of this step is written: the last one on disk stays good.
+      watch.check(s.step, lossVal);
       const lr = learningRate(s.step, cfg.lr, warm);
       await applyAdamW(s, grads, decay, cfg, lr);
       tf.dispose(Object.values(grads));
@@ -550,6 +574,7 @@ async function runTraining(
           : ""),
     );
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
+      await checkWeights();
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
     }
   }
