@@ -15,7 +15,7 @@ import {
   type FeatureStore,
 } from "./features.ts";
 
-/** The fixed alphabetical THUMOS'14 class table (SPEC §2.1): id = index. */
+/** The fixed alphabetical THUMOS'14 class table (FuSTAL `CrossVideo-Generator/core/config.py`, `CLASS_DICT`): id = index. */
 export const THUMOS14_CLASSES: readonly string[] = [
   "BaseballPitch",
   "BasketballDunk",

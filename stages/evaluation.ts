@@ -1,7 +1,7 @@
 /**
  * ActivityNet-style temporal detection mAP, with the semantics of the official evaluator
  * (`Evaluation/eval_detection.py`, `compute_average_precision_detection`) as restated in
- * SPEC §7. Pure TypeScript, no tensors: ~21k detections score in tens of milliseconds.
+ * ActivityNet `Evaluation/eval_detection.py`, `compute_average_precision_detection`. Pure TypeScript, no tensors: ~21k detections score in tens of milliseconds.
  *
  * Tie rules (the official code uses numpy's unstable argsort; any fixed rule can only differ
  * on exact ties): detections of a class are visited by descending score, equal scores with
@@ -310,8 +310,8 @@ export interface ResultsFile {
  * The result file of `detections` (the inverse of {@linkcode parseResults}): videos in order of
  * `videoIds` first (each listed video gets a list, empty when it has no detection), then of
  * first appearance; within a video, the detections' order. `official` adds the `version` and
- * `external_data` keys of the official ActivityNet format (SPEC §2.5); without it the file is
- * exactly the reference generator's `{method, results}` (SPEC §2.4).
+ * `external_data` keys of the official ActivityNet format (`Evaluation/eval_detection.py`); without it the file is
+ * exactly the reference generator's `{method, results}` (`result2json`).
  */
 export function toResultsFile(
   detections: readonly Detection[],

@@ -1,5 +1,5 @@
 /**
- * Selection stage (SPEC §5): turns a generator's proposals on the training videos into the
+ * Selection stage (paper Sec. 3.2; FuSTAL `Student-Training/libs/datasets/thumos14.py`, `get_data`): turns a generator's proposals on the training videos into the
  * pseudo labels the student learns from.
  *
  * Built-in filters, each a {@linkcode FilterPlugin} called once per video:
@@ -16,9 +16,9 @@
  * training videos' ground truth: detection mAP per tIoU (the exact evaluator of
  * `stages/evaluation.ts`) and precision / recall at tIoU 0.5, defined in that function's doc.
  *
- * Empty videos: a video whose proposals are all filtered out keeps an empty list (SPEC §5
- * recommends training it with no positives rather than dropping it), so its key stays in the
- * output file.
+ * Empty videos: a video whose proposals are all filtered out keeps an empty list (it is trained
+ * with no positives rather than dropped, see docs/METHOD.md "Selection"), so its key stays in
+ * the output file.
  *
  * @module
  */
@@ -29,9 +29,9 @@ import type { VideoMeta } from "../datasets/types.ts";
 import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
 import { describePlugin, guardPluginCall } from "../registry.ts";
 
-/** Default minimum IoU score (row sum) of the prior filter (SPEC §5, γ). */
+/** Default minimum IoU score (row sum) of the prior filter (paper γ, `get_data`). */
 export const DEFAULT_GAMMA = 0.2;
-/** Default score threshold, strict (SPEC §5, η). */
+/** Default score threshold, strict (paper η, `get_data`). */
 export const DEFAULT_ETA = 0.4;
 /** Default k of the `topk` filter. */
 export const DEFAULT_TOPK = 5;
@@ -64,7 +64,7 @@ function kOption(options: Record<string, unknown>): number {
 }
 
 /**
- * Overlap of two segments as SPEC §5 writes it: intersection over the hull length plus 1e-9
+ * Overlap of two segments as the reference `calculate_iou_matrix` computes it: intersection over the hull length plus 1e-9
  * (seconds, no "+1"). For overlapping pairs the hull equals the union, so this is the IoU; the
  * 1e-9 keeps two zero-length proposals at the same time from dividing by zero.
  */

@@ -92,7 +92,7 @@ for (const backend of ["wasm", "cpu"] as const) {
   });
 }
 
-Deno.test("training: faithful SGP branches are zero-initialised and get zero gradients (SPEC §6.2.5)", async () => {
+Deno.test("training: faithful SGP branches are zero-initialised and get zero gradients (TriDet SGPBlock.reset_params)", async () => {
   await initBackend("wasm");
   const faithful = gradients({ ...TINY, sgpBranches: true });
   const short = gradients({ ...TINY, sgpBranches: false });

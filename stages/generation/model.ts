@@ -1,5 +1,5 @@
 /**
- * The generator network (SPEC §3.2), its parameters, the optimiser (§3.9) and the checkpoint
+ * The generator network (FuSTAL `CrossVideo-Generator/core/model.py`, `CoLA`), its parameters, the optimiser (`train_generator.py`) and the checkpoint
  * file.
  *
  * Network: temporal conv D→H (kernel 3, zero padding 1, bias) + ReLU = embedding E; dropout
@@ -247,7 +247,7 @@ export async function inferCas(
   return out;
 }
 
-/** Adam hyper-parameters (SPEC §3.9). */
+/** Adam hyper-parameters (`train_generator.py`, `core/config.py`). */
 export interface AdamConfig {
   /** Learning rate (constant). */
   lr: number;

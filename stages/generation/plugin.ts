@@ -1,7 +1,7 @@
 /**
- * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (SPEC §3-4),
+ * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (paper Sec. 3.1; FuSTAL `CrossVideo-Generator/`),
  * plus the helpers that turn stage options into a {@linkcode GeneratorConfig} and detections
- * into the ActivityNet result JSON the reference writes (SPEC §2.4).
+ * into the ActivityNet result JSON the reference writes (`result2json` in `core/utils.py`).
  *
  * Options (`context.options`): `preset` (`default` | `paper`), `crossVideo` (false = the CoLA
  * baseline) and any {@linkcode GeneratorConfig} field (`iterations`, `batch`, `lr`,
@@ -91,7 +91,7 @@ export async function generate(dataset: Dataset, context: StageContext): Promise
 export const generatorPlugin: GeneratorPlugin = {
   kind: "generator",
   name: "cola-xv",
-  description: "CoLA generator with FuSTAL's cross-video contrast (SPEC §3-4); " +
+  description: "CoLA generator with FuSTAL's cross-video contrast (arXiv 2407.08971); " +
     "options: preset, crossVideo, iterations, batch, lr, snippets, evalEvery, ...",
   generate,
 };

@@ -1,5 +1,5 @@
 /**
- * The generator's training loop (SPEC §3.9) and its inference (§4): mini-batches of B
+ * The generator's training loop (FuSTAL `CrossVideo-Generator/train_generator.py`) and its inference (`test_all`): mini-batches of B
  * shuffled training videos (a fresh shuffle and fresh random-perturb sampling every pass),
  * Adam with coupled L2, a test-split evaluation every `evalEvery` iterations with the best
  * average mAP kept (checkpoint written atomically), then the selected weights produce the
@@ -212,7 +212,7 @@ async function inferVideos(
   return out;
 }
 
-/** Proposals (SPEC §4) of inferred videos, in input order. */
+/** Proposals (`get_proposal_dict`, FuSTAL `core/utils.py`) of inferred videos, in input order. */
 function proposalsOf(
   inf: readonly VideoInference[],
   classes: readonly string[],
@@ -392,7 +392,7 @@ async function makeBatch(
 }
 
 /**
- * Trains the generator on `ds` and returns its proposals and scores (SPEC §3.9 + §4).
+ * Trains the generator on `ds` and returns its proposals and scores (paper Sec. 3.1; `train_generator.py` `main`).
  * tfjs must already be initialised on the wanted backend.
  */
 export async function trainGenerator(

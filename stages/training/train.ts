@@ -1,5 +1,5 @@
 /**
- * The training loop of the student (SPEC §6.1, §6.8-6.10, §6.12): shuffled epochs of crops of
+ * The training loop of the student (FuSTAL `Student-Training/train.py`, `libs/utils/train_utils.py` `train_one_epoch`): shuffled epochs of crops of
  * the training videos, pseudo labels from the selection stage until the switch epoch and from
  * the EMA teacher afterwards, AdamW with linear warm-up and global-norm clipping, an EMA copy
  * updated after every step, checkpoints every N epochs and at the end, exact resume.
