@@ -7,8 +7,11 @@
 import process from "node:process";
 import { isInputError } from "./lib/errors.ts";
 
-interface CommandModule {
+/** What a command module (`cli/<name>.ts`) provides. */
+export interface CommandModule {
+  /** The command's `--help` text. */
   usage: string;
+  /** Runs the command with its flags; resolves to the exit code. */
   run(args: string[]): Promise<number>;
 }
 

@@ -19,7 +19,7 @@ export * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import type { Tensor as TfTensor } from "npm:@tensorflow/tfjs@4.22.0";
 /** The tfjs tensor type, named for signatures of the public API. */
 export type Tensor = TfTensor;
-export * as fflate from "npm:fflate@0.8.2";
+export { fflate } from "./deps_light.ts";
 
 /** Loads and registers the tfjs WebAssembly backend (lazily: only runs that use it pay). */
 export function loadWasmBackend(): Promise<unknown> {

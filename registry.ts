@@ -14,7 +14,8 @@
  */
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { InputError, isInputError } from "./lib/errors.ts";
+import { InputError } from "./lib/errors.ts";
+import { BUILTIN_SOURCE, label, sources } from "./lib/plugin_guard.ts";
 import {
   type DatasetPlugin,
   type FilterPlugin,
@@ -23,6 +24,8 @@ import {
   PLUGIN_KINDS,
   type StudentPlugin,
 } from "./lib/plugin_types.ts";
+
+export { BUILTIN_SOURCE, describePlugin, guardPluginCall } from "./lib/plugin_guard.ts";
 
 /** A plugin kind: `dataset`, `generator`, `filter` or `student`. */
 export type PluginKind = typeof PLUGIN_KINDS[number];
@@ -41,9 +44,6 @@ export interface PluginInfo {
   /** The plugin's description (absent for built-ins not loaded yet). */
   description?: string;
 }
-
-/** Source label of built-in plugins. */
-export const BUILTIN_SOURCE = "built-in";
 
 interface BuiltinEntry {
   kind: PluginKind;
@@ -95,7 +95,6 @@ interface Entry {
 }
 
 const registered = new Map<string, Entry>();
-const sources = new WeakMap<object, string>();
 const keyOf = (kind: string, name: string) => `${kind}\u0000${name}`;
 
 const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = {
@@ -107,30 +106,6 @@ const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = 
 
 function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
-}
-
-/** `filter plugin "x" (module m)`: how messages name a plugin. */
-function label(kind: unknown, name: unknown, source: string | undefined, index?: number): string {
-  const k = typeof kind === "string" && (PLUGIN_KINDS as readonly string[]).includes(kind)
-    ? `${kind} plugin`
-    : "plugin";
-  const n = typeof name === "string" && name !== ""
-    ? `"${name}"`
-    : index !== undefined
-    ? `#${index} (no name)`
-    : "(no name)";
-  const src = source && source !== "code" ? ` (module ${source})` : "";
-  return `${k} ${n}${src}`;
-}
-
-/** How error messages name `plugin`: kind, name and module when known. */
-export function describePlugin(plugin: Plugin): string {
-  return label(plugin.kind, plugin.name, sources.get(plugin));
-}
-
-/** The module a plugin was loaded from, `built-in`, `code`, or undefined if unregistered. */
-export function pluginSource(plugin: Plugin): string | undefined {
-  return sources.get(plugin);
 }
 
 /**
@@ -330,32 +305,6 @@ export async function loadPluginModule(pathOrUrl: string): Promise<Plugin[]> {
     checkFree(p, pathOrUrl);
   }
   return plugins.map((p) => registerPlugin(p, pathOrUrl));
-}
-
-/**
- * Calls a plugin method and reports a throw as an {@linkcode InputError} naming the plugin,
- * its module and `where` (e.g. the video). Errors of built-ins pass through unchanged: a
- * built-in's InputError is already a user message, anything else is a bug that keeps its
- * stack trace.
- */
-export async function guardPluginCall<T>(
-  plugin: Plugin,
-  method: string,
-  call: () => T | Promise<T>,
-  where?: string,
-): Promise<Awaited<T>> {
-  try {
-    return await call();
-  } catch (e) {
-    if (sources.get(plugin) === BUILTIN_SOURCE) throw e;
-    const msg = e instanceof Error
-      ? (isInputError(e) ? e.message : `${e.name}: ${e.message}`)
-      : String(e);
-    throw new InputError(
-      `${describePlugin(plugin)}: ${method}${where ? ` on ${where}` : ""} threw: ` +
-        msg.split("\n")[0],
-    );
-  }
 }
 
 /** What {@linkcode resolvePlugins} reads: plugin modules and a plugin name per kind. */

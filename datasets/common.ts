@@ -162,12 +162,19 @@ export function concatColumns(parts: VideoFeatures[]): VideoFeatures {
 
 /** Construction data of a {@linkcode StreamingDataset}. */
 export interface StreamingInit {
+  /** Layout name (`actionformer`, `cola`, `activitynet`, ...). */
   layout: string;
+  /** The dataset's root folder. */
   root: string;
+  /** Class names; a class id is an index into this list. */
   classes: string[];
+  /** Every video's metadata. */
   metas: VideoMeta[];
+  /** Where each video's features are, by video id. */
   sources: Map<string, VideoSource>;
+  /** The feature stores the sources point into. */
   stores: FeatureStore[];
+  /** Reject non-finite feature values when loading. */
   checkFinite: boolean;
   /** Grid of a video once its length is known (ActivityNet: uniform over the duration). */
   regrid?: (meta: VideoMeta, length: number) => FeatureGrid;
@@ -188,6 +195,7 @@ export class StreamingDataset implements Dataset {
   #stores: FeatureStore[];
   #checkFinite: boolean;
 
+  /** A dataset over the videos and feature stores of `init`, rows of `featureDim` values. */
   constructor(init: StreamingInit, featureDim: number) {
     this.layout = init.layout;
     this.root = init.root;

@@ -16,11 +16,6 @@ export class InputError extends Error {
   }
 }
 
-/** Throws an {@linkcode InputError} naming `file` when `cond` is false. */
-export function check(cond: unknown, file: string, problem: string): asserts cond {
-  if (!cond) throw new InputError(`${file}: ${problem}`);
-}
-
 /** True for errors that should be reported as a one-line user error. */
 export function isInputError(e: unknown): e is InputError {
   return e instanceof InputError;

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Detection } from "./types.ts";
-import type { Dataset, VideoMeta } from "../datasets/types.ts";
+import type { Dataset, VideoMeta } from "./dataset_types.ts";
 import type { BackendInfo } from "./backend.ts";
 
 /** A point of a training curve. */

@@ -8,6 +8,9 @@
 import type { Segment } from "./types.ts";
 import type { CurvePoint } from "./plugin_types.ts";
 
+export type { CurvePoint } from "./plugin_types.ts";
+export type { Segment } from "./types.ts";
+
 /** One mAP-per-tIoU series of the chart. */
 export interface MapSeries {
   /** Legend name. */

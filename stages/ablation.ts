@@ -13,6 +13,10 @@ import {
   writeDefaultDataset,
 } from "./pipeline.ts";
 
+export type { FuSTALConfig, FuSTALResult, MapFigures, QualityFigures } from "./pipeline.ts";
+export type { BackendName } from "../lib/backend.ts";
+export type { ProgressSink } from "../lib/plugin_types.ts";
+
 /** One row of the ablation table. */
 export interface AblationRow {
   /** Row name. */

@@ -1,7 +1,8 @@
 /**
  * ActivityNet-style temporal detection mAP, with the semantics of the official evaluator
- * (`Evaluation/eval_detection.py`, `compute_average_precision_detection`) as restated in
- * ActivityNet `Evaluation/eval_detection.py`, `compute_average_precision_detection`. Pure TypeScript, no tensors: ~21k detections score in tens of milliseconds.
+ * (activitynet/ActivityNet `Evaluation/eval_detection.py`,
+ * `compute_average_precision_detection`). Pure TypeScript, no tensors: ~21k detections score
+ * in tens of milliseconds.
  *
  * Tie rules (the official code uses numpy's unstable argsort; any fixed rule can only differ
  * on exact ties): detections of a class are visited by descending score, equal scores with

@@ -27,7 +27,11 @@ import type { Detection, GroundTruth, Segment } from "../lib/types.ts";
 import type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
 import type { VideoMeta } from "../datasets/types.ts";
 import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
-import { describePlugin, guardPluginCall } from "../registry.ts";
+import { describePlugin, guardPluginCall } from "../lib/plugin_guard.ts";
+
+export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
+export type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
+export type { Annotation, FeatureGrid, Split, VideoMeta } from "../lib/dataset_types.ts";
 
 /** Default minimum IoU score (row sum) of the prior filter (paper γ, `get_data`). */
 export const DEFAULT_GAMMA = 0.2;

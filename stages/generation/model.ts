@@ -35,11 +35,6 @@ export interface GeneratorParams {
 /** Names of the parameters, in checkpoint order. */
 export const PARAM_NAMES = ["w1", "b1", "w2"] as const;
 
-/** Number of scalars of a generator with input D, embedding H, C classes. */
-export function paramCount(D: number, H: number, C: number): number {
-  return 3 * D * H + H + H * C;
-}
-
 function uniformInit(n: number, bound: number, rng: Rng): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (2 * rng.next() - 1) * bound;

@@ -229,9 +229,6 @@ export const PRESETS: Record<string, Readonly<StudentConfig>> = {
   default: DEFAULT,
 };
 
-/** Names of the presets. */
-export type PresetName = "paper" | "default";
-
 /** Level count-derived strides: 1, 2, 4, ... */
 export function strides(cfg: Pick<StudentConfig, "levels">): number[] {
   return Array.from({ length: cfg.levels }, (_, l) => 2 ** l);
