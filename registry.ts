@@ -180,10 +180,14 @@ function checkFree(plugin: Plugin, source: string): void {
  * registering the very same object twice is a no-op, another object under a taken
  * (kind, name) is an error. `source` names the module it came from in error messages.
  *
+ * The type parameter gives editor help for the plugin's kind: `registerPlugin<FilterPlugin>({
+ * kind: "filter", ... })` checks the object against the filter contract. A value of unknown
+ * type (e.g. from JavaScript) is still checked at run time.
+ *
  * @returns the plugin, typed.
  */
-export function registerPlugin(plugin: unknown, source = "code"): Plugin {
-  const p = validatePlugin(plugin, source);
+export function registerPlugin<P extends Plugin>(plugin: P, source = "code"): P {
+  const p = validatePlugin(plugin, source) as P;
   checkFree(p, source);
   const key = keyOf(p.kind, p.name);
   if (!registered.has(key)) {

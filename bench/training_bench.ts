@@ -122,7 +122,7 @@ if (import.meta.main) {
   const gtTest = groundTruthOf(ds, "test");
   const gtTrain = groundTruthOf(ds, "train");
   const avg = (gt: typeof gtTest, d: Detection[]) =>
-    evaluateDetections(gt, d, { tious: THUMOS_TIOUS });
+    evaluateDetections(gt, d, { tiou: THUMOS_TIOUS });
   const seeds = values.seeds!.split(",").map(Number);
   const rows: Record<string, unknown>[] = [];
   const genTest = values["generator-test"]

@@ -3,13 +3,7 @@
  *
  * @module
  */
-import {
-  datasetTious,
-  evaluateFiles,
-  formatEvalTable,
-  parseTious,
-  THUMOS_TIOUS,
-} from "../stages/evaluation.ts";
+import { datasetTious, evaluateFiles, formatEvalTable, parseTious } from "../stages/evaluation.ts";
 import { logErr, parseFlags, requireFlag } from "../lib/cli_util.ts";
 
 /** Usage text of `eval`. */
@@ -31,14 +25,14 @@ export async function run(args: string[]): Promise<number> {
   });
   const gt = requireFlag("eval", values, "gt");
   const pred = requireFlag("eval", values, "pred");
-  const tious = typeof values.tiou === "string"
+  const tiou = typeof values.tiou === "string"
     ? parseTious(values.tiou)
     : typeof values.dataset === "string"
     ? datasetTious(values.dataset)
-    : [...THUMOS_TIOUS];
+    : undefined;
   const r = await evaluateFiles(gt, pred, {
     subset: values.subset as string | undefined,
-    tious,
+    tiou,
     onWarning: logErr,
   });
   if (values.json) {

@@ -40,7 +40,7 @@ flags:
                       evaluation) and after the last one
   --resume            continue a killed run from OUT/generator_state.ckpt (give the same
                       flags; a different config is an error); trains from scratch if absent
-  --seed N            seed (default 3407)
+  --seed N            seed (default 0, as `run`; the paper preset's reference used 3407)
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
   --backend NAME      auto | webgpu | wasm | cpu (default auto)
@@ -81,9 +81,9 @@ export async function run(args: string[]): Promise<number> {
     hidden: numberFlag("generate", values, "hidden"),
     evalEvery: numberFlag("generate", values, "eval-every"),
     checkpointEvery: numberFlag("generate", values, "checkpoint-every"),
-    seed: numberFlag("generate", values, "seed"),
+    seed: numberFlag("generate", values, "seed") ?? 0,
     crossVideo: values["no-cross-video"] ? false : undefined,
-    tious: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
+    tiou: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
   });
   const out = path.resolve(typeof values.out === "string" ? values.out : "runs/generate");
   let root = path.resolve(values.root);

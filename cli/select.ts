@@ -8,13 +8,7 @@ import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, readJson } from "../lib/io.ts";
 import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
-import {
-  parseGroundTruth,
-  parseResults,
-  parseTious,
-  THUMOS_TIOUS,
-  toResultsFile,
-} from "../stages/evaluation.ts";
+import { parseGroundTruth, parseResults, parseTious, toResultsFile } from "../stages/evaluation.ts";
 import {
   groupByVideo,
   type PseudoLabelQuality,
@@ -101,7 +95,7 @@ export async function run(args: string[]): Promise<number> {
   const propFile = requireFlag("select", values, "proposals");
   const outFile = requireFlag("select", values, "out");
   const options = parseOptions(values);
-  const tious = typeof values.tiou === "string" ? parseTious(values.tiou) : [...THUMOS_TIOUS];
+  const tiou = typeof values.tiou === "string" ? parseTious(values.tiou) : undefined;
   if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {
     throw new InputError("select: --subset and --tiou need --gt");
   }
@@ -147,8 +141,8 @@ export async function run(args: string[]): Promise<number> {
       if (!warned.has(m)) logErr(m);
       warned.add(m);
     };
-    const qb = pseudoLabelQuality(gt, proposals, { tious, onWarning });
-    const qa = pseudoLabelQuality(gt, after, { tious, onWarning });
+    const qb = pseudoLabelQuality(gt, proposals, { tiou, onWarning });
+    const qa = pseudoLabelQuality(gt, after, { tiou, onWarning });
     const pick = (q: PseudoLabelQuality) => ({
       tiou: q.tiou,
       mAP: q.mAP,

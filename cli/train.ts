@@ -15,7 +15,7 @@ import {
   evaluateDetections,
   parseResults,
   type ResultsFile,
-  THUMOS_TIOUS,
+  tiouFor,
   toResultsFile,
 } from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
@@ -148,10 +148,11 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const gtTest = groundTruthOf(dataset, "test");
+  const tiou = tiouFor(dataset.layout, dataset.classes.length);
   const score = (d?: Detection[]) =>
     d && gtTest.instances.length
       ? (({ mAP, average }) => ({ mAP, average }))(
-        evaluateDetections(gtTest, d, { tious: THUMOS_TIOUS }),
+        evaluateDetections(gtTest, d, { tiou }),
       )
       : undefined;
   // Training-video ground truth is read only here, to report pseudo-label quality.
@@ -162,7 +163,7 @@ export async function run(args: string[]): Promise<number> {
     : undefined;
   const metrics = {
     backend: backend.backend,
-    tiou: THUMOS_TIOUS,
+    tiou,
     pseudoLabelAverageMAP: pseudo,
     test: score(r.test),
     testBeforeSwitch: score(r.testBeforeSwitch),

@@ -16,6 +16,25 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * Throws an {@linkcode InputError} naming `what` when `options` has a key outside `allowed`
+ * (a misspelt option would otherwise be ignored without a word).
+ */
+export function rejectUnknownKeys(
+  options: object,
+  allowed: readonly string[],
+  what: string,
+): void {
+  const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
+  if (unknown.length) {
+    throw new InputError(
+      `${what}: unknown option${unknown.length > 1 ? "s" : ""} ${
+        unknown.map((k) => JSON.stringify(k)).join(", ")
+      } (known: ${allowed.join(", ")})`,
+    );
+  }
+}
+
 /** True for errors that should be reported as a one-line user error. */
 export function isInputError(e: unknown): e is InputError {
   return e instanceof InputError;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { InputError } from "../lib/errors.ts";
+import { InputError, rejectUnknownKeys } from "../lib/errors.ts";
 import { readJson } from "../lib/io.ts";
 import type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
 
@@ -48,8 +48,8 @@ export interface EvalResult {
 
 /** Options of {@linkcode evaluateDetections}. */
 export interface EvalOptions {
-  /** tIoU thresholds (default THUMOS'14 0.1:0.7). */
-  tious?: readonly number[];
+  /** tIoU thresholds (default: {@linkcode tiouFor} the ground truth's class count). */
+  tiou?: readonly number[];
   /** Called once per unknown label that was ignored. */
   onWarning?: (message: string) => void;
 }
@@ -158,7 +158,7 @@ export function evaluateDetections(
   preds: readonly Detection[],
   options: EvalOptions = {},
 ): EvalResult {
-  const tious = [...(options.tious ?? THUMOS_TIOUS)];
+  rejectUnknownKeys(options, EVAL_OPTION_KEYS, "evaluation options");
   const gtByClass = new Map<string, GroundTruthInstance[]>();
   for (const g of gt.instances) {
     const l = gtByClass.get(g.label);
@@ -166,6 +166,7 @@ export function evaluateDetections(
     else gtByClass.set(g.label, [g]);
   }
   const classes = [...gtByClass.keys()].sort();
+  const tious = [...(options.tiou ?? tiouFor(undefined, classes.length))];
   const predByClass = new Map<string, Detection[]>(classes.map((c) => [c, []]));
   const unknown = new Map<string, number>();
   for (const p of preds) {
@@ -380,7 +381,18 @@ export function parseTious(spec: string): number[] {
   return out;
 }
 
-/** Default thresholds of a dataset family. */
+/**
+ * The tIoU thresholds a dataset is scored at, the one rule every stage and command uses:
+ * ActivityNet's 0.5:0.95 for the `activitynet` layout or 100 classes and more (ActivityNet
+ * v1.3 has 200), THUMOS'14's 0.1:0.7 otherwise (20 classes).
+ */
+export function tiouFor(layout: string | undefined, classCount: number): number[] {
+  return layout === "activitynet" || classCount >= 100 ? [...ACTIVITYNET_TIOUS] : [
+    ...THUMOS_TIOUS,
+  ];
+}
+
+/** Default thresholds of a dataset family named on the command line (`--dataset`). */
 export function datasetTious(name: string): number[] {
   if (name === "thumos14") return [...THUMOS_TIOUS];
   if (name === "activitynet") return [...ACTIVITYNET_TIOUS];
@@ -393,15 +405,21 @@ export interface EvalFileOptions extends EvalOptions {
   subset?: string;
 }
 
+const EVAL_OPTION_KEYS = ["tiou", "onWarning"] as const satisfies readonly (keyof EvalOptions)[];
+const EVAL_FILE_OPTION_KEYS = [...EVAL_OPTION_KEYS, "subset"] as const satisfies readonly (
+  keyof EvalFileOptions
+)[];
+
 /** Reads both files and evaluates; errors name the file and problem. */
 export async function evaluateFiles(
   gtFile: string,
   predFile: string,
   options: EvalFileOptions = {},
 ): Promise<EvalResult> {
+  rejectUnknownKeys(options, EVAL_FILE_OPTION_KEYS, "evaluateFiles options");
   const gt = parseGroundTruth(await readJson(gtFile), gtFile, options.subset);
   const preds = parseResults(await readJson(predFile), predFile);
-  return evaluateDetections(gt, preds, options);
+  return evaluateDetections(gt, preds, { tiou: options.tiou, onWarning: options.onWarning });
 }
 
 /** Formats a result as a fixed-width table (percent, one decimal), per tIoU then average. */

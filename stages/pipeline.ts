@@ -23,6 +23,7 @@ import {
   describeBackend,
   initBackend,
 } from "../lib/backend.ts";
+import { rejectUnknownKeys } from "../lib/errors.ts";
 import { atomicWrite, atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import type { Detection } from "../lib/types.ts";
 import type {
@@ -35,12 +36,11 @@ import type {
 import type { Dataset, Split } from "../datasets/types.ts";
 import { getPlugin, loadPluginModule } from "../registry.ts";
 import {
-  ACTIVITYNET_TIOUS,
   evaluateDetections,
   groundTruthFromVideos,
   parseResults,
   type ResultsFile,
-  THUMOS_TIOUS,
+  tiouFor,
   toResultsFile,
 } from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
@@ -101,6 +101,32 @@ export interface FuSTALConfig {
   /** Progress indicator factory (default: none). */
   progress?: (label: string, total: number) => ProgressSink;
 }
+
+// Every key of FuSTALConfig (the compiler checks the list is complete): others are an error.
+const CONFIG_KEYS: Record<keyof FuSTALConfig, true> = {
+  root: true,
+  layout: true,
+  generatorRoot: true,
+  studentRoot: true,
+  out: true,
+  resume: true,
+  backend: true,
+  preset: true,
+  seed: true,
+  synth: true,
+  generator: true,
+  generatorOptions: true,
+  crossVideo: true,
+  filter: true,
+  filterOptions: true,
+  student: true,
+  studentOptions: true,
+  ema: true,
+  reuseGenerationFrom: true,
+  plugins: true,
+  onLog: true,
+  progress: true,
+};
 
 /** Quality of a proposal set on the training videos. */
 export interface QualityFigures {
@@ -260,6 +286,7 @@ function figures(q: ReturnType<typeof pseudoLabelQuality>): QualityFigures {
  * `run` command is a thin wrapper around this function.
  */
 export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult> {
+  rejectUnknownKeys(config, Object.keys(CONFIG_KEYS), "runFuSTAL config");
   const log = config.onLog ?? ((l: string) => console.error(l));
   const progress = config.progress ?? nopProgress;
   const out = path.resolve(config.out ?? "runs/default");
@@ -347,8 +374,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   }
   const { gen, stu } = await openDatasets(config, dataRoot);
   seconds.data = (performance.now() - t0) / 1000;
-  const anet = gen.layout === "activitynet" || gen.classes.length > 20;
-  const tious = [...(anet ? ACTIVITYNET_TIOUS : THUMOS_TIOUS)];
+  const tious = tiouFor(gen.layout, gen.classes.length);
   const gtTrain = groundTruthFromVideos(gen.list("train"));
   const gtTest = groundTruthFromVideos(gen.list("test"));
   log(
@@ -412,7 +438,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     await finishStage("generation", t0, { curves: genResult.curves, info: genResult.info });
   }
   seconds.generation = (performance.now() - t0) / 1000;
-  const genTest = evaluateDetections(gtTest, genResult.test, { tious });
+  const genTest = evaluateDetections(gtTest, genResult.test, { tiou: tious });
 
   // --- selection
   const filterName = config.filter ?? "prior";
@@ -435,8 +461,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     await finishStage("selection", t0);
   }
   seconds.selection = (performance.now() - t0) / 1000;
-  const before = pseudoLabelQuality(gtTrain, genResult.train, { tious });
-  const after = pseudoLabelQuality(gtTrain, pseudo, { tious });
+  const before = pseudoLabelQuality(gtTrain, genResult.train, { tiou: tious });
+  const after = pseudoLabelQuality(gtTrain, pseudo, { tiou: tious });
   log(
     `selection (${filterName}): ${genResult.train.length} -> ${pseudo.length} proposals; ` +
       `pseudo-label avg mAP ${(100 * before.average).toFixed(1)} -> ${
@@ -481,9 +507,9 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
 
   // --- evaluation
   t0 = performance.now();
-  const final = evaluateDetections(gtTest, stuResult.test, { tious });
+  const final = evaluateDetections(gtTest, stuResult.test, { tiou: tious });
   const beforeSwitch = stuResult.testBeforeSwitch
-    ? evaluateDetections(gtTest, stuResult.testBeforeSwitch, { tious })
+    ? evaluateDetections(gtTest, stuResult.testBeforeSwitch, { tiou: tious })
     : undefined;
   seconds.evaluation = (performance.now() - t0) / 1000;
 

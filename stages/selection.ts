@@ -26,7 +26,7 @@ import { InputError } from "../lib/errors.ts";
 import type { Detection, GroundTruth, Segment } from "../lib/types.ts";
 import type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
 import type { VideoMeta } from "../datasets/types.ts";
-import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
+import { evaluateDetections, segmentIoU } from "./evaluation.ts";
 import { describePlugin, guardPluginCall } from "../lib/plugin_guard.ts";
 
 export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
@@ -384,10 +384,10 @@ export interface PseudoLabelQuality {
 export function pseudoLabelQuality(
   gt: GroundTruth,
   proposals: readonly Detection[],
-  options: { tious?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } = {},
+  options: { tiou?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } = {},
 ): PseudoLabelQuality {
   const e = evaluateDetections(gt, proposals, {
-    tious: options.tious ?? THUMOS_TIOUS,
+    tiou: options.tiou,
     onWarning: options.onWarning,
   });
   const m = matchProposals(gt, proposals, options.matchTiou ?? 0.5);

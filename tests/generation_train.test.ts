@@ -208,5 +208,5 @@ Deno.test("generation: without test videos the last weights are kept; tIoUs foll
   const cfg = generatorConfig("default");
   assert.deepEqual(tiousFor(ds, cfg), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
   assert.equal(tiousFor({ ...ds, layout: "activitynet" }, cfg)[0], 0.5);
-  assert.deepEqual(tiousFor(ds, { ...cfg, tious: [0.3] }), [0.3]);
+  assert.deepEqual(tiousFor(ds, { ...cfg, tiou: [0.3] }), [0.3]);
 });

@@ -177,8 +177,8 @@ Deno.test("selection: precision/recall by greedy one-to-one matching", () => {
   // one; at 0.9 it fails the threshold, so the instance stays free for the exact one.
   assert.equal(matchProposals(GT, PREDS, 0.9).matched, 1);
   assert.equal(matchProposals(GT, [], 0.5).precision, 0);
-  const q = pseudoLabelQuality(GT, PREDS, { tious: [0.5, 0.7] });
-  const e = evaluateDetections(GT, PREDS, { tious: [0.5, 0.7] });
+  const q = pseudoLabelQuality(GT, PREDS, { tiou: [0.5, 0.7] });
+  const e = evaluateDetections(GT, PREDS, { tiou: [0.5, 0.7] });
   assert.deepEqual(q.mAP, e.mAP);
   assert.equal(q.average, e.average);
   assert.equal(q.mAP[0], 0.5); // Appendix A example 1: AP@0.5 = 0.5

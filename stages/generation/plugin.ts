@@ -5,7 +5,7 @@
  *
  * Options (`context.options`): `preset` (`default` | `paper`), `crossVideo` (false = the CoLA
  * baseline) and any {@linkcode GeneratorConfig} field (`iterations`, `batch`, `lr`,
- * `snippets`, `evalEvery`, `hidden`, `tious`, ...). The seed is `context.seed` unless the
+ * `snippets`, `evalEvery`, `hidden`, `tiou`, ...). The seed is `context.seed` unless the
  * options give one. The best checkpoint goes to `context.outDir/generator_best.ckpt` and the
  * resumable training state to `context.outDir/generator_state.ckpt` (every `checkpointEvery`
  * iterations, default at each evaluation); with `context.resume` training continues from it.

@@ -66,7 +66,7 @@ export interface GeneratorConfig {
   /** Proposal extraction constants. */
   proposal: ProposalConfig;
   /** tIoU thresholds; null = by dataset (THUMOS 0.1:0.7, ActivityNet 0.5:0.95). */
-  tious: number[] | null;
+  tiou: number[] | null;
   /** Cache features in memory up to this many bytes (beyond: reload per use). */
   cacheBytes: number;
 }
@@ -90,7 +90,7 @@ const COMMON = {
   contrastWeight: 0.01,
   crossWeight: 0.2,
   crossVideo: true,
-  tious: null,
+  tiou: null,
   checkpointEvery: null,
   cacheBytes: 2 * 1024 ** 3,
 } as const;

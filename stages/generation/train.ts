@@ -24,11 +24,10 @@ import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
 import {
-  ACTIVITYNET_TIOUS,
   type EvalResult,
   evaluateDetections,
   groundTruthFromVideos,
-  THUMOS_TIOUS,
+  tiouFor,
 } from "../evaluation.ts";
 import type { GeneratorConfig } from "./presets.ts";
 import {
@@ -100,12 +99,9 @@ export interface GeneratorRun {
   counts: { train: number; test: number; skippedUnlabeled: number };
 }
 
-/** tIoU thresholds for a dataset: the config's, else ActivityNet's for ≥ 100 classes. */
+/** tIoU thresholds for a dataset: the config's, else the dataset's ({@linkcode tiouFor}). */
 export function tiousFor(ds: Dataset, cfg: GeneratorConfig): number[] {
-  if (cfg.tious) return cfg.tious;
-  return ds.layout === "activitynet" || ds.classes.length >= 100
-    ? [...ACTIVITYNET_TIOUS]
-    : [...THUMOS_TIOUS];
+  return cfg.tiou ?? tiouFor(ds.layout, ds.classes.length);
 }
 
 /** Loads features of videos, keeping them in memory while the total fits `budget` bytes. */
@@ -254,7 +250,7 @@ export async function evaluateOn(
   const inf = await inferVideos(params, metas, cache, cfg, ds.featureDim);
   const detections = proposalsOf(inf, ds.classes, cfg);
   const ev = evaluateDetections(groundTruthFromVideos(metas), detections, {
-    tious: tiousFor(ds, cfg),
+    tiou: tiousFor(ds, cfg),
   });
   return { detections, eval: ev, accuracy: exactMatchAccuracy(inf, ds.classes.length) };
 }
