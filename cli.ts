@@ -31,6 +31,10 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
     summary: "run a student checkpoint on features",
     load: () => import("./cli/predict.ts"),
   },
+  plugins: {
+    summary: "list plugins: kind, description, options",
+    load: () => import("./cli/plugins.ts"),
+  },
 };
 
 function help(): string {

@@ -97,6 +97,18 @@ export {
 /** The built-in layouts. */
 export const LAYOUTS = ["actionformer", "cola", "activitynet"] as const;
 
+/**
+ * The one rule for a THUMOS'14 folder holding both packages (what `synth` writes, and how the
+ * official code expects them): `cola/` feeds the generator and `actionformer/` the student.
+ * Returns both roots, or null when `root` lacks either subfolder.
+ */
+export async function packageRoots(
+  root: string,
+): Promise<{ generator: string; student: string } | null> {
+  const generator = path.join(root, "cola"), student = path.join(root, "actionformer");
+  return await exists(generator) && await exists(student) ? { generator, student } : null;
+}
+
 async function isActionFormer(root: string): Promise<boolean> {
   return await exists(path.join(root, "annotations", "thumos14.json"));
 }

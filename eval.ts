@@ -14,3 +14,4 @@
 export * from "./stages/evaluation.ts";
 export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "./lib/types.ts";
 export { InputError } from "./lib/errors.ts";
+export { parseSegment } from "./lib/segment.ts";

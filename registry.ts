@@ -43,6 +43,8 @@ export interface PluginInfo {
   source: string;
   /** The plugin's description (absent for built-ins not loaded yet). */
   description?: string;
+  /** The options the plugin reads, name -> description (absent when it declares none). */
+  options?: Readonly<Record<string, string>>;
 }
 
 interface BuiltinEntry {
@@ -82,8 +84,16 @@ async function datasetPlugin(name: string): Promise<Plugin> {
   return DATASET_PLUGINS.find((p) => p.name === name)!;
 }
 
-/** Default plugin name per kind used by {@linkcode resolvePlugins} when config names none. */
-export const DEFAULT_PLUGINS: Partial<Record<PluginKind, string>> = {
+/**
+ * Default plugin name per kind, the one place they are defined: {@linkcode resolvePlugins},
+ * `runFuSTAL` and the commands use it when config names none (datasets: by layout).
+ */
+export const DEFAULT_PLUGINS: {
+  readonly dataset?: string;
+  readonly generator: string;
+  readonly filter: string;
+  readonly student: string;
+} = {
   generator: "cola-xv",
   filter: "prior",
   student: "tridet-ema",
@@ -136,6 +146,13 @@ export function validatePlugin(value: unknown, source?: string, index?: number):
   }
   if (p.description !== undefined && typeof p.description !== "string") {
     fail(`"description" must be a string (got ${typeName(p.description)})`);
+  }
+  if (
+    p.options !== undefined &&
+    (typeName(p.options) !== "object" ||
+      Object.values(p.options as object).some((d) => typeof d !== "string"))
+  ) {
+    fail(`"options" must be an object of option name -> description string`);
   }
   const m = METHODS[p.kind as PluginKind];
   for (const f of m.required) {
@@ -245,6 +262,7 @@ export function listPlugins(kind?: PluginKind): PluginInfo[] {
       name: b.name,
       source: BUILTIN_SOURCE,
       ...(e?.plugin.description ? { description: e.plugin.description } : {}),
+      ...(e?.plugin.options ? { options: e.plugin.options } : {}),
     });
     seen.add(keyOf(b.kind, b.name));
   }
@@ -255,6 +273,7 @@ export function listPlugins(kind?: PluginKind): PluginInfo[] {
       name: e.plugin.name,
       source: e.source,
       ...(e.plugin.description ? { description: e.plugin.description } : {}),
+      ...(e.plugin.options ? { options: e.plugin.options } : {}),
     });
   }
   return out;

@@ -7,13 +7,14 @@
  */
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, exists } from "../lib/io.ts";
+import { atomicWriteJson } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import { parseTious } from "../stages/evaluation.ts";
 import { generatorConfig, type GeneratorPreset } from "../stages/generation/presets.ts";
 import { trainGenerator } from "../stages/generation/train.ts";
-import { toResultsJson } from "../stages/generation/plugin.ts";
+import { writeResultsFile } from "../stages/evaluation.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `generate`. */
 export const usage = `usage: deno run -A mod.ts generate --root DIR [FLAGS]
@@ -40,12 +41,13 @@ flags:
                       evaluation) and after the last one
   --resume            continue a killed run from OUT/generator_state.ckpt (give the same
                       flags; a different config is an error); trains from scratch if absent
-  --seed N            seed (default 0, as `run`; the paper preset's reference used 3407)
+  --seed N            seed (default 0, as for run; the reference code used 3407)
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
   --backend NAME      auto | webgpu | wasm | cpu (default auto)
   --json              last stdout line: {"train": {"proposals", "mAP", "average"},
-                      "test": {"mAP", "average"}, "seconds", "backend"}`;
+                      "test": {"mAP", "average"}, "seconds", "backend"}
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 /** Runs `generate`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -67,7 +69,9 @@ export async function run(args: string[]): Promise<number> {
     tiou: { type: "string" },
     backend: { type: "string" },
     json: { type: "boolean" },
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const json = Boolean(values.json);
   const t0 = performance.now();
   if (typeof values.root !== "string" || values.root === "") {
@@ -88,12 +92,13 @@ export async function run(args: string[]): Promise<number> {
   const out = path.resolve(typeof values.out === "string" ? values.out : "runs/generate");
   let root = path.resolve(values.root);
   let layout = typeof values.layout === "string" ? values.layout : undefined;
-  if (!layout && await exists(path.join(root, "cola"))) {
-    root = path.join(root, "cola");
+  const { openDataset, packageRoots } = await import("../datasets.ts");
+  const pkg = layout ? null : await packageRoots(root);
+  if (pkg) {
+    root = pkg.generator;
     layout = "cola";
     logErr(`generate: using the CoLA layout under ${root}`);
   }
-  const { openDataset } = await import("../datasets.ts");
   const ds = await openDataset(root, layout ? { layout } : {});
   const info = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(info));
@@ -110,13 +115,14 @@ export async function run(args: string[]): Promise<number> {
     resume: Boolean(values.resume),
   });
   const trainIds = ds.list("train").map((m) => m.id), testIds = ds.list("test").map((m) => m.id);
-  await atomicWriteJson(
-    path.join(out, "proposals.json"),
-    toResultsJson(r.train, "[Generator]", trainIds),
-  );
-  await atomicWriteJson(
+  // The reference generator's format (`result2json`): no official-format keys.
+  const plain = (videoIds: string[]) => ({ videoIds, official: false });
+  await writeResultsFile(path.join(out, "proposals.json"), r.train, "[Generator]", plain(trainIds));
+  await writeResultsFile(
     path.join(out, "generator_test.json"),
-    toResultsJson(r.test, "[Generator]", testIds),
+    r.test,
+    "[Generator]",
+    plain(testIds),
   );
   const seconds = (performance.now() - t0) / 1000;
   const summary = {

@@ -8,6 +8,7 @@
  */
 import { logErr, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import { openDataset } from "../datasets.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `inspect`. */
 export const usage = `usage: deno run -A mod.ts inspect --root DIR [FLAGS]
@@ -19,7 +20,8 @@ Summarises a dataset folder (layout auto-detected unless given).
   --npz-key NAME     array to read from .npz files holding several
   --skip-missing     drop annotated videos that have no feature file (default: error)
   --include-testing  ActivityNet: list the unlabeled testing videos as test videos
-  --json             print the summary as one JSON object (last stdout line)`;
+  --json             print the summary as one JSON object (last stdout line)
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 /** The summary `inspect` prints. */
 export interface InspectSummary {
@@ -84,7 +86,9 @@ export async function run(args: string[]): Promise<number> {
     "skip-missing": { type: "boolean" },
     "include-testing": { type: "boolean" },
     json: { type: "boolean" },
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const root = requireFlag("inspect", values, "root");
   const s = await inspectDataset(root, {
     layout: values.layout as string | undefined,

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, readBytes } from "../lib/io.ts";
+import { readBytes } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
@@ -15,7 +15,8 @@ import { decodeFeatureBytes } from "../datasets/features.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
 import { predictVideo } from "../stages/training/infer.ts";
 import { loadStudent } from "../stages/training/train.ts";
-import { openStudentDataset, resultsJson } from "./train.ts";
+import { writeResultsFile } from "../stages/evaluation.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `predict`. */
 export const usage =
@@ -25,7 +26,8 @@ export const usage =
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
-  ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.`;
+  ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 /** Runs `predict`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -40,7 +42,9 @@ export async function run(args: string[]): Promise<number> {
     weights: { type: "string" },
     backend: { type: "string" },
     json: { type: "boolean", default: false },
+    plugin: { type: "string", multiple: true },
   }, true);
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const ckpt = values.checkpoint as string | undefined;
   const out = values.out as string | undefined;
   if (!ckpt) throw new InputError("predict: missing required flag --checkpoint");
@@ -60,7 +64,9 @@ export async function run(args: string[]): Promise<number> {
   const dets: Detection[] = [];
   let videos = 0;
   if (values.root) {
-    const ds = await openStudentDataset(values.root as string, values.layout as string | undefined);
+    const { openDataset } = await import("../datasets.ts");
+    const layout = values.layout as string | undefined;
+    const ds = await openDataset(values.root as string, layout ? { layout } : {});
     if (ds.featureDim !== meta.inDim) {
       throw new InputError(
         `${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`,
@@ -112,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
       videos++;
     }
   }
-  await atomicWriteJson(out, resultsJson("[Student] tridet-ema", dets));
+  await writeResultsFile(out, dets, "[Student] tridet-ema");
   logErr(`predict: ${dets.length} detections on ${videos} video(s) -> ${out}`);
   if (json) console.log(JSON.stringify({ videos, detections: dets.length, out }));
   return 0;

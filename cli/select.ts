@@ -15,7 +15,7 @@ import {
   pseudoLabelQuality,
   selectByVideo,
 } from "../stages/selection.ts";
-import { getPlugin, loadPluginModule } from "../registry.ts";
+import { DEFAULT_PLUGINS, getPlugin, loadPluginModule } from "../registry.ts";
 
 /** Usage text of `select`. */
 export const usage =
@@ -81,7 +81,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseFlags("select", args, {
     proposals: { type: "string" },
     out: { type: "string" },
-    filter: { type: "string", default: "prior" },
+    filter: { type: "string", default: DEFAULT_PLUGINS.filter },
     gamma: { type: "string" },
     eta: { type: "string" },
     k: { type: "string" },
@@ -92,6 +92,7 @@ export async function run(args: string[]): Promise<number> {
     plugin: { type: "string", multiple: true },
     json: { type: "boolean", default: false },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const propFile = requireFlag("select", values, "proposals");
   const outFile = requireFlag("select", values, "out");
   const options = parseOptions(values);
@@ -99,7 +100,6 @@ export async function run(args: string[]): Promise<number> {
   if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {
     throw new InputError("select: --subset and --tiou need --gt");
   }
-  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const filterName = values.filter as string;
   const filter = await getPlugin("filter", filterName);
 

@@ -10,16 +10,15 @@ import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
-import type { Dataset } from "../datasets/types.ts";
 import {
   evaluateDetections,
-  parseResults,
-  type ResultsFile,
+  readResultsFile,
   tiouFor,
-  toResultsFile,
+  writeResultsFile,
 } from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
 import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `train`. */
 export const usage =
@@ -34,18 +33,8 @@ train --resume DIR [--json]
   DIR/detections_before_switch.json (EMA weights at the teacher switch) and DIR/metrics.json
   (test mAP when the test videos have annotations). --option sets any field of the student
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
-  the flags and config it was started with. --json: last stdout line one object.`;
-
-/** Detections as an official-style ActivityNet result file. */
-export function resultsJson(method: string, dets: readonly Detection[]): ResultsFile {
-  return toResultsFile(dets, method, { official: true });
-}
-
-/** Opens a dataset through the shared adapters (`datasets.ts`). */
-export async function openStudentDataset(root: string, layout?: string): Promise<Dataset> {
-  const { openDataset } = await import("../datasets.ts");
-  return await openDataset(root, layout ? { layout } : {});
-}
+  the flags and config it was started with. --json: last stdout line one object.
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 const ARGS_FILE = "train_args.json";
 
@@ -70,7 +59,9 @@ export async function run(args: string[]): Promise<number> {
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },
     json: { type: "boolean", default: false },
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const json = values.json === true;
   let v: Record<string, unknown> = { ...values };
   const resumeDir = typeof values.resume === "string" ? values.resume : undefined;
@@ -117,8 +108,12 @@ export async function run(args: string[]): Promise<number> {
   const cfg = configFromOptions(options);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
-  const dataset = await openStudentDataset(root, v.layout as string | undefined);
-  const labels = parseResults(await readJson(labelsFile), labelsFile);
+  const { openDataset, packageRoots } = await import("../datasets.ts");
+  const layout = v.layout as string | undefined;
+  // A folder with both packages: the student reads actionformer/.
+  const pkg = layout ? null : await packageRoots(root);
+  const dataset = await openDataset(pkg?.student ?? root, layout ? { layout } : {});
+  const labels = await readResultsFile(labelsFile);
   if (!resumeDir) {
     const keep = Object.fromEntries(
       Object.entries(values).filter(([k, x]) => x !== undefined && k !== "json" && k !== "resume"),
@@ -137,14 +132,12 @@ export async function run(args: string[]): Promise<number> {
     progress: (label, total) => new Progress(label, total, isInteractive(json)),
     evalRaw: v["eval-raw"] === true,
   });
-  await atomicWriteJson(
-    path.join(out, "detections.json"),
-    resultsJson("[Student] tridet-ema", r.test),
-  );
+  await writeResultsFile(path.join(out, "detections.json"), r.test, "[Student] tridet-ema");
   if (r.testBeforeSwitch) {
-    await atomicWriteJson(
+    await writeResultsFile(
       path.join(out, "detections_before_switch.json"),
-      resultsJson("[Student before EMA switch] tridet-ema", r.testBeforeSwitch),
+      r.testBeforeSwitch,
+      "[Student before EMA switch] tridet-ema",
     );
   }
   const gtTest = groundTruthOf(dataset, "test");

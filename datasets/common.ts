@@ -8,6 +8,7 @@
 import { InputError } from "../lib/errors.ts";
 import type { Annotation, Dataset, FeatureGrid, Split, VideoFeatures, VideoMeta } from "./types.ts";
 import { gridToSeconds } from "./time.ts";
+import { parseSegment } from "../lib/segment.ts";
 import {
   checkFeatureArray,
   type FeatureReadOptions,
@@ -94,24 +95,8 @@ export function parseAnnotations(
   return ((list as Record<string, unknown>[] | undefined) ?? []).map((a) => ({
     label: String(a.label),
     classId: classIdOf(classes, index, a.label, file, video),
-    segment: parseSegment(a.segment, file, video),
+    segment: parseSegment(a.segment, `${file}: video ${video}`),
   }));
-}
-
-/** Parses one `[start, end]` segment (numbers or numeric strings). */
-export function parseSegment(seg: unknown, file: string, video: string): [number, number] {
-  if (!Array.isArray(seg) || seg.length !== 2) {
-    throw new InputError(`${file}: video ${video}: segment ${JSON.stringify(seg)} is not [s, e]`);
-  }
-  const s = Number(seg[0]);
-  const e = Number(seg[1]);
-  if (!Number.isFinite(s) || !Number.isFinite(e) || seg[0] === "" || seg[1] === "") {
-    throw new InputError(`${file}: video ${video}: segment ${JSON.stringify(seg)} is not numeric`);
-  }
-  if (e < s) {
-    throw new InputError(`${file}: video ${video}: segment [${s}, ${e}] ends before it starts`);
-  }
-  return [s, e];
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import * as path from "node:path";
-import { atomicWriteJson, exists } from "../lib/io.ts";
+import { atomicWriteJson } from "../lib/io.ts";
 import {
   type FuSTALConfig,
   type FuSTALResult,
@@ -43,7 +43,8 @@ export async function runAblation(config: FuSTALConfig = {}): Promise<AblationRo
   if (!config.root && !config.generatorRoot) {
     // Synthesize once, share it.
     base.root = path.join(out, "data");
-    if (!(config.resume && await exists(path.join(base.root, "cola")))) {
+    const { packageRoots } = await import("../datasets.ts");
+    if (!(config.resume && await packageRoots(base.root) !== null)) {
       await writeDefaultDataset(base.root, config);
     }
   }

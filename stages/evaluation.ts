@@ -13,7 +13,8 @@
  * @module
  */
 import { InputError, rejectUnknownKeys } from "../lib/errors.ts";
-import { readJson } from "../lib/io.ts";
+import { atomicWriteJson, readJson } from "../lib/io.ts";
+import { parseSegment } from "../lib/segment.ts";
 import type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
 
 /** tIoU thresholds used by THUMOS'14 papers: 0.1:0.7:0.1. */
@@ -211,21 +212,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Parses a segment given as two numbers or two numeric strings (CoLA `gt.json`). */
-export function parseSegment(v: unknown, where: string): Segment {
-  if (!Array.isArray(v) || v.length !== 2) {
-    throw new InputError(`${where}: segment is not a pair of numbers (${JSON.stringify(v)})`);
-  }
-  const out = v.map((x) => (typeof x === "string" && x.trim() !== "" ? Number(x) : x));
-  if (
-    typeof out[0] !== "number" || typeof out[1] !== "number" || !isFinite(out[0]) ||
-    !isFinite(out[1])
-  ) {
-    throw new InputError(`${where}: segment is not a pair of numbers (${JSON.stringify(v)})`);
-  }
-  return [out[0], out[1]];
-}
-
 /**
  * Reads ground truth from an ActivityNet-style object
  * `{"database": {vid: {"subset", "annotations": [{"label", "segment"}]}}}`.
@@ -334,6 +320,28 @@ export function toResultsFile(
     : { method, results };
 }
 
+/**
+ * Writes detections as a result file, atomically (the one writer of every stage's and
+ * command's result files). `official` (default true) adds the official format's keys, see
+ * {@linkcode toResultsFile}.
+ */
+export async function writeResultsFile(
+  file: string,
+  detections: readonly Detection[],
+  method: string,
+  options: { videoIds?: readonly string[]; official?: boolean } = {},
+): Promise<void> {
+  await atomicWriteJson(
+    file,
+    toResultsFile(detections, method, { official: true, ...options }),
+  );
+}
+
+/** Reads a result file (see {@linkcode parseResults}); errors name the file. */
+export async function readResultsFile(file: string): Promise<Detection[]> {
+  return parseResults(await readJson(file), file);
+}
+
 /** Reads detections from `{"results": {vid: [{"label", "score", "segment"}]}}`. */
 export function parseResults(obj: unknown, file: string): Detection[] {
   if (!isRecord(obj) || !isRecord(obj.results)) {
@@ -418,7 +426,7 @@ export async function evaluateFiles(
 ): Promise<EvalResult> {
   rejectUnknownKeys(options, EVAL_FILE_OPTION_KEYS, "evaluateFiles options");
   const gt = parseGroundTruth(await readJson(gtFile), gtFile, options.subset);
-  const preds = parseResults(await readJson(predFile), predFile);
+  const preds = await readResultsFile(predFile);
   return evaluateDetections(gt, preds, { tiou: options.tiou, onWarning: options.onWarning });
 }
 

@@ -34,14 +34,13 @@ import type {
   StudentResult,
 } from "../lib/plugin_types.ts";
 import type { Dataset, Split } from "../datasets/types.ts";
-import { getPlugin, loadPluginModule } from "../registry.ts";
+import { DEFAULT_PLUGINS, getPlugin, loadPluginModule } from "../registry.ts";
 import {
   evaluateDetections,
   groundTruthFromVideos,
-  parseResults,
-  type ResultsFile,
+  readResultsFile,
   tiouFor,
-  toResultsFile,
+  writeResultsFile,
 } from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
 import { renderReport, type VideoTimeline } from "../lib/report.ts";
@@ -198,19 +197,19 @@ function stageKeys(config: FuSTALConfig, seed: number, preset: string) {
   const generation = JSON.stringify({
     data,
     preset,
-    generator: config.generator ?? "cola-xv",
+    generator: config.generator ?? DEFAULT_PLUGINS.generator,
     crossVideo: config.crossVideo ?? true,
     options: config.generatorOptions ?? {},
     reuse: config.reuseGenerationFrom,
   });
   const selection = JSON.stringify({
     generation,
-    filter: config.filter ?? "prior",
+    filter: config.filter ?? DEFAULT_PLUGINS.filter,
     options: config.filterOptions ?? {},
   });
   const training = JSON.stringify({
     selection,
-    student: config.student ?? "tridet-ema",
+    student: config.student ?? DEFAULT_PLUGINS.student,
     ema: config.ema ?? true,
     options: config.studentOptions ?? {},
   });
@@ -219,14 +218,6 @@ function stageKeys(config: FuSTALConfig, seed: number, preset: string) {
 
 function nopProgress(): ProgressSink {
   return { update() {}, done() {} };
-}
-
-function toResultsJson(method: string, dets: readonly Detection[]): ResultsFile {
-  return toResultsFile(dets, method, { official: true });
-}
-
-async function readResultsFile(file: string): Promise<Detection[]> {
-  return parseResults(await readJson(file), file);
 }
 
 async function openRoot(root: string, layout?: string): Promise<Dataset> {
@@ -260,10 +251,11 @@ async function openDatasets(
   config: FuSTALConfig,
   dataRoot: string,
 ): Promise<{ gen: Dataset; stu: Dataset }> {
-  const split = !config.layout && await exists(path.join(dataRoot, "cola")) &&
-    await exists(path.join(dataRoot, "actionformer"));
-  const genRoot = config.generatorRoot ?? (split ? path.join(dataRoot, "cola") : dataRoot);
-  const stuRoot = config.studentRoot ?? (split ? path.join(dataRoot, "actionformer") : dataRoot);
+  const { packageRoots } = await import("../datasets.ts");
+  const pkg = config.layout ? null : await packageRoots(dataRoot);
+  const split = pkg !== null;
+  const genRoot = config.generatorRoot ?? pkg?.generator ?? dataRoot;
+  const stuRoot = config.studentRoot ?? pkg?.student ?? dataRoot;
   const gen = await openRoot(genRoot, split || config.generatorRoot ? undefined : config.layout);
   const stu = genRoot === stuRoot
     ? gen
@@ -363,7 +355,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   let t0 = performance.now();
   let dataRoot = config.root ? path.resolve(config.root) : path.join(out, "data");
   if (!config.root && !config.generatorRoot) {
-    const synthDone = isDone("data") && await exists(path.join(dataRoot, "cola"));
+    const { packageRoots } = await import("../datasets.ts");
+    const synthDone = isDone("data") && await packageRoots(dataRoot) !== null;
     if (!synthDone) {
       log(`data: writing the synthetic THUMOS'14-shaped dataset to ${dataRoot}`);
       await writeDefaultDataset(dataRoot, config);
@@ -384,7 +377,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   );
 
   // --- generation
-  const genName = config.generator ?? "cola-xv";
+  const genName = config.generator ?? DEFAULT_PLUGINS.generator;
   let genResult: GeneratorResult;
   t0 = performance.now();
   const reuse = config.reuseGenerationFrom ? path.resolve(config.reuseGenerationFrom) : null;
@@ -403,14 +396,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       info: prev.generation?.extra?.info as Record<string, unknown> | undefined,
     };
     if (reuse) {
-      await atomicWriteJson(
-        files.proposals,
-        toResultsJson(`[Generator] ${genName}`, genResult.train),
-      );
-      await atomicWriteJson(
-        files.generatorTest,
-        toResultsJson(`[Generator] ${genName}`, genResult.test),
-      );
+      await writeResultsFile(files.proposals, genResult.train, `[Generator] ${genName}`);
+      await writeResultsFile(files.generatorTest, genResult.test, `[Generator] ${genName}`);
       await finishStage("generation", performance.now(), prev.generation?.extra);
     }
     log(`generation: loaded from ${path.join(from, "proposals.json")}`);
@@ -424,14 +411,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         ...config.generatorOptions,
       }, await startStage("generation")),
     );
-    await atomicWriteJson(
-      files.proposals,
-      toResultsJson(`[Generator] ${genName}`, genResult.train),
-    );
-    await atomicWriteJson(
-      files.generatorTest,
-      toResultsJson(`[Generator] ${genName}`, genResult.test),
-    );
+    await writeResultsFile(files.proposals, genResult.train, `[Generator] ${genName}`);
+    await writeResultsFile(files.generatorTest, genResult.test, `[Generator] ${genName}`);
     // Later stages depend on these proposals: they must run again.
     delete state.selection;
     delete state.training;
@@ -441,7 +422,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   const genTest = evaluateDetections(gtTest, genResult.test, { tiou: tious });
 
   // --- selection
-  const filterName = config.filter ?? "prior";
+  const filterName = config.filter ?? DEFAULT_PLUGINS.filter;
   let pseudo: Detection[];
   t0 = performance.now();
   if (isDone("selection") && await exists(files.pseudoLabels)) {
@@ -453,10 +434,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       options: config.filterOptions ?? {},
       videos,
     });
-    await atomicWriteJson(
-      files.pseudoLabels,
-      toResultsJson(`[Pseudo labels] ${filterName}`, pseudo),
-    );
+    await writeResultsFile(files.pseudoLabels, pseudo, `[Pseudo labels] ${filterName}`);
     delete state.training;
     await finishStage("selection", t0);
   }
@@ -471,7 +449,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   );
 
   // --- training
-  const stuName = config.student ?? "tridet-ema";
+  const stuName = config.student ?? DEFAULT_PLUGINS.student;
   let stuResult: StudentResult;
   t0 = performance.now();
   if (isDone("training") && await exists(files.detections)) {
@@ -494,11 +472,12 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         await startStage("training"),
       ),
     );
-    await atomicWriteJson(files.detections, toResultsJson(`[Student] ${stuName}`, stuResult.test));
+    await writeResultsFile(files.detections, stuResult.test, `[Student] ${stuName}`);
     if (stuResult.testBeforeSwitch) {
-      await atomicWriteJson(
+      await writeResultsFile(
         files.detectionsBeforeSwitch,
-        toResultsJson(`[Student before EMA switch] ${stuName}`, stuResult.testBeforeSwitch),
+        stuResult.testBeforeSwitch,
+        `[Student before EMA switch] ${stuName}`,
       );
     }
     await finishStage("training", t0, { curves: stuResult.curves, info: stuResult.info });

@@ -147,6 +147,10 @@ export const priorFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "prior",
   description: "FuSTAL prior: keep iff IoU score (row sum, all classes) >= gamma and score > eta",
+  options: {
+    gamma: `minimum IoU score (default ${DEFAULT_GAMMA})`,
+    eta: `score threshold, strict (default ${DEFAULT_ETA})`,
+  },
   apply: (proposals, ctx) => priorFilter(proposals, ctx.options as SelectionOptions),
 };
 
@@ -155,6 +159,7 @@ export const scoreFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "score",
   description: "keep iff score > eta",
+  options: { eta: `score threshold, strict (default ${DEFAULT_ETA})` },
   apply: (proposals, ctx) => scoreFilter(proposals, ctx.options as SelectionOptions),
 };
 
@@ -163,6 +168,7 @@ export const topkFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "topk",
   description: "keep the k best proposals of each class in each video",
+  options: { k: `proposals kept per class and video (default ${DEFAULT_TOPK})` },
   apply: (proposals, ctx) => topkFilter(proposals, ctx.options as SelectionOptions),
 };
 

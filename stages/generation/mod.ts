@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { configFromOptions, generatorPlugin, type ResultEntry, toResultsJson } from "./plugin.ts";
+export { configFromOptions, generatorPlugin } from "./plugin.ts";
 export {
   DEFAULT_PRESET,
   type GeneratorConfig,

@@ -8,7 +8,7 @@
  * @module
  */
 import { InputError } from "../../lib/errors.ts";
-import type { StudentPlugin } from "../../lib/plugin_types.ts";
+import { presetOptionDocs, type StudentPlugin } from "../../lib/plugin_types.ts";
 import { PRESETS, type StudentConfig } from "./presets.ts";
 import { trainStudent } from "./train.ts";
 
@@ -60,6 +60,9 @@ export const studentPlugin: StudentPlugin = {
   kind: "student",
   name: "tridet-ema",
   description: "TriDet student on the selected pseudo labels with EMA-teacher distillation",
+  options: presetOptionDocs(PRESETS, {
+    evalRaw: "also evaluate the raw (non-EMA) weights (default false)",
+  }),
   train(dataset, pseudoLabels, context) {
     const cfg = configFromOptions(context.options);
     return trainStudent(dataset, pseudoLabels, {
