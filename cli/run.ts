@@ -84,6 +84,7 @@ export async function run(args: string[]): Promise<number> {
   if (eta !== undefined) filterOptions.eta = eta;
   const interactive = isInteractive(json);
   const config: FuSTALConfig = {
+    command: ["deno run -A mod.ts run", ...args].join(" "),
     root: values.root as string | undefined,
     layout: values.layout as string | undefined,
     generatorRoot: values["generator-root"] as string | undefined,

@@ -15,6 +15,7 @@
 import { InputError, rejectUnknownKeys } from "../lib/errors.ts";
 import { atomicWriteJson, readJson } from "../lib/io.ts";
 import { parseSegment } from "../lib/segment.ts";
+import { VERSION } from "../lib/version.ts";
 import type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
 
 /** tIoU thresholds used by THUMOS'14 papers: 0.1:0.7:0.1. */
@@ -316,7 +317,12 @@ export function toResultsFile(
     });
   }
   return options.official
-    ? { version: "FuSTAL-TS 0.1", method, results, external_data: { used: false, details: "" } }
+    ? {
+      version: `FuSTAL-TS ${VERSION}`,
+      method,
+      results,
+      external_data: { used: false, details: "" },
+    }
     : { method, results };
 }
 

@@ -43,7 +43,13 @@ import {
   writeResultsFile,
 } from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
-import { renderReport, type VideoTimeline } from "../lib/report.ts";
+import {
+  type CurveAxes,
+  renderReport,
+  type ReportHeader,
+  type VideoTimeline,
+} from "../lib/report.ts";
+import { VERSION } from "../lib/version.ts";
 
 /** Configuration of {@linkcode runFuSTAL}; every field is optional. */
 export interface FuSTALConfig {
@@ -95,6 +101,8 @@ export interface FuSTALConfig {
   reuseGenerationFrom?: string;
   /** Plugin modules (paths or URLs) to load first. */
   plugins?: string[];
+  /** The command line that started the run, for the report header (default: the call). */
+  command?: string;
   /** Log sink (default: stderr). */
   onLog?: (line: string) => void;
   /** Progress indicator factory (default: none). */
@@ -123,6 +131,7 @@ const CONFIG_KEYS: Record<keyof FuSTALConfig, true> = {
   ema: true,
   reuseGenerationFrom: true,
   plugins: true,
+  command: true,
   onLog: true,
   progress: true,
 };
@@ -523,7 +532,23 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   await atomicWriteJson(files.metrics, result, true);
   await atomicWrite(
     files.report,
-    buildReport(result, gen, genResult, pseudo, stuResult),
+    buildReport(result, gen, genResult, pseudo, stuResult, {
+      command: config.command ?? "runFuSTAL(config)",
+      seed,
+      preset,
+      overrides: Object.fromEntries(
+        Object.entries(config).filter(([k, v]) =>
+          v !== undefined && typeof v !== "function" && !["command", "seed", "preset"].includes(k)
+        ),
+      ),
+      version: VERSION,
+      backend: describeBackend(backendInfo),
+      date: new Date().toISOString(),
+    }, {
+      // The built-in generator records per iteration, the built-in student per epoch.
+      generator: { x: genName === DEFAULT_PLUGINS.generator ? "iteration" : "step" },
+      student: { x: stuName === DEFAULT_PLUGINS.student ? "epoch" : "step" },
+    }),
   );
   return result;
 }
@@ -534,6 +559,8 @@ function buildReport(
   g: GeneratorResult,
   pseudo: Detection[],
   s: StudentResult,
+  header: ReportHeader,
+  curveAxes: Record<string, CurveAxes>,
 ): string {
   const top = (list: Detection[] | undefined, n: number) =>
     [...(list ?? [])].sort((a, b) => b.score - a.score).slice(0, n);
@@ -572,6 +599,9 @@ function buildReport(
   ];
   return renderReport({
     title: "FuSTAL-TS run",
+    header,
+    classes: gen.classes,
+    curveAxes,
     facts: {
       backend: `${r.backend.name} (${r.backend.adapter ?? "no WebGPU adapter"})`,
       dataset:
