@@ -1,6 +1,6 @@
 /**
- * `train`: train the TriDet student on pseudo labels of the training videos (paper Sec. 3.3), detect
- * on the test videos, write checkpoints and an ActivityNet result file.
+ * `train`: train the TriDet student on pseudo labels of the training videos (paper Sec. 3.3),
+ * detect on the test videos, write checkpoints and an ActivityNet result file.
  *
  * @module
  */

@@ -16,7 +16,10 @@ import {
   type FeatureStore,
 } from "./features.ts";
 
-/** The fixed alphabetical THUMOS'14 class table (FuSTAL `CrossVideo-Generator/core/config.py`, `CLASS_DICT`): id = index. */
+/**
+ * The fixed alphabetical THUMOS'14 class table (FuSTAL `CrossVideo-Generator/core/config.py`,
+ * `CLASS_DICT`): id = index.
+ */
 export const THUMOS14_CLASSES: readonly string[] = [
   "BaseballPitch",
   "BasketballDunk",

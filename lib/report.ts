@@ -75,7 +75,9 @@ export interface ReportData {
   title: string;
   /** Run header (absent: not shown). */
   header?: ReportHeader;
-  /** Every class of the dataset, in id order: fixes each class's colour (default: the labels drawn). */
+  /**
+   * Every class of the dataset, in id order: fixes each class's colour (default: the labels drawn).
+   */
   classes?: readonly string[];
   /** Per stage of `curves`: what the x axis counts (default `step`). */
   curveAxes?: Record<string, CurveAxes>;

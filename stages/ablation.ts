@@ -99,7 +99,10 @@ export async function runAblation(config: FuSTALConfig = {}): Promise<AblationRo
   return rows;
 }
 
-/** Formats the ablation table (student final test mAP in %, with generator and pseudo-label averages). */
+/**
+ * Formats the ablation table (student final test mAP in %, with generator and pseudo-label
+ * averages).
+ */
 export function formatAblationTable(rows: AblationRow[]): string {
   if (rows.length === 0) return "";
   const tiou = rows[0].result.tiou;

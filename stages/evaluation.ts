@@ -299,8 +299,8 @@ export interface ResultsFile {
  * The result file of `detections` (the inverse of {@linkcode parseResults}): videos in order of
  * `videoIds` first (each listed video gets a list, empty when it has no detection), then of
  * first appearance; within a video, the detections' order. `official` adds the `version` and
- * `external_data` keys of the official ActivityNet format (`Evaluation/eval_detection.py`); without it the file is
- * exactly the reference generator's `{method, results}` (`result2json`).
+ * `external_data` keys of the official ActivityNet format (`Evaluation/eval_detection.py`); without
+ * it the file is exactly the reference generator's `{method, results}` (`result2json`).
  */
 export function toResultsFile(
   detections: readonly Detection[],

@@ -1,6 +1,7 @@
 /**
- * Selection stage (paper Sec. 3.2; FuSTAL `Student-Training/libs/datasets/thumos14.py`, `get_data`): turns a generator's proposals on the training videos into the
- * pseudo labels the student learns from.
+ * Selection stage (paper Sec. 3.2; FuSTAL `Student-Training/libs/datasets/thumos14.py`,
+ * `get_data`): turns a generator's proposals on the training videos into the pseudo labels the
+ * student learns from.
  *
  * Built-in filters, each a {@linkcode FilterPlugin} called once per video:
  * - `prior` (default, FuSTAL's prior-based filter): for one video, the IoU matrix over ALL of
@@ -68,8 +69,9 @@ function kOption(options: Record<string, unknown>): number {
 }
 
 /**
- * Overlap of two segments as the reference `calculate_iou_matrix` computes it: intersection over the hull length plus 1e-9
- * (seconds, no "+1"). For overlapping pairs the hull equals the union, so this is the IoU; the
+ * Overlap of two segments as the reference `calculate_iou_matrix` computes it: intersection over
+ * the hull length plus 1e-9 (seconds, no "+1"). For overlapping pairs the hull equals the union, so
+ * this is the IoU; the
  * 1e-9 keeps two zero-length proposals at the same time from dividing by zero.
  */
 export function hullIoU(a: Segment, b: Segment): number {

@@ -1,7 +1,8 @@
 /**
  * Public API of the generation stage (re-exported by the root `mod.ts`): the `cola-xv`
- * generator plugin, the training entry point, the presets, the proposal pipeline (FuSTAL `CrossVideo-Generator/core/utils.py`) and
- * the checkpoint reader and the resumable training-state file.
+ * generator plugin, the training entry point, the presets, the proposal pipeline (FuSTAL
+ * `CrossVideo-Generator/core/utils.py`) and the checkpoint reader and the resumable training-state
+ * file.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
- * The generator network (FuSTAL `CrossVideo-Generator/core/model.py`, `CoLA`), its parameters, the optimiser (`train_generator.py`) and the checkpoint
- * file.
+ * The generator network (FuSTAL `CrossVideo-Generator/core/model.py`, `CoLA`), its parameters, the
+ * optimiser (`train_generator.py`) and the checkpoint file.
  *
  * Network: temporal conv D→H (kernel 3, zero padding 1, bias) + ReLU = embedding E; dropout
  * on E (training); 1×1 conv H→C without bias + ReLU = CAS. The kernel-3 conv is written as
@@ -183,8 +183,8 @@ export interface ForwardOut {
 }
 
 /**
- * Forward pass on im2col rows (`colsT`: their transpose, optional). `dropMask` (same shape as the embedding; 0 or 1/(1−p)) is the
- * embedding dropout of training; null in eval mode.
+ * Forward pass on im2col rows (`colsT`: their transpose, optional). `dropMask` (same shape as the
+ * embedding; 0 or 1/(1−p)) is the embedding dropout of training; null in eval mode.
  */
 export function forwardCols(
   p: GeneratorParams,

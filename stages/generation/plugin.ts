@@ -1,6 +1,7 @@
 /**
- * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (paper Sec. 3.1; FuSTAL `CrossVideo-Generator/`),
- * plus the helpers that turn stage options into a {@linkcode GeneratorConfig} and detections
+ * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (paper Sec. 3.1;
+ * FuSTAL `CrossVideo-Generator/`), plus the helpers that turn stage options into a
+ * {@linkcode GeneratorConfig} and detections
  * into the ActivityNet result JSON the reference writes (`result2json` in `core/utils.py`).
  *
  * Options (`context.options`): `preset` (`default` | `paper`), `crossVideo` (false = the CoLA

@@ -1,7 +1,8 @@
 /**
  * Generator configuration and its two presets.
  *
- * - `paper`: the published values (FuSTAL `CrossVideo-Generator/core/config.py`): 750 snippets, batch 16, 6000 iterations,
+ * - `paper`: the published values (FuSTAL `CrossVideo-Generator/core/config.py`): 750 snippets,
+ *   batch 16, 6000 iterations,
  *   Adam lr 1e-4 with L2 5e-4, evaluation every 100 iterations, seed 3407; the embedding is as
  *   wide as the input (2048 for I3D RGB+flow).
  * - `default`: the same method sized for one CPU core on tfjs-wasm, for the synthetic

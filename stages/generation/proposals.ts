@@ -1,6 +1,7 @@
 /**
- * Proposal extraction from the generator's outputs (FuSTAL `CrossVideo-Generator/core/utils.py`): class selection, min-max
- * normalisation, ×24 linear upsampling with tail extrapolation, the CAS and actionness
+ * Proposal extraction from the generator's outputs (FuSTAL `CrossVideo-Generator/core/utils.py`):
+ * class selection, min-max normalisation, ×24 linear upsampling with tail extrapolation, the CAS
+ * and actionness
  * threshold sweeps, grouping into runs, the outer-inner-contrast (OIC) score, time
  * conversion through `datasets/time.ts`, and class-wise greedy NMS with the "+1" convention.
  *
@@ -147,8 +148,8 @@ export interface TimedProposal {
 }
 
 /**
- * Greedy NMS with the "+1" length convention of the reference (`nms` in `core/utils.py`): len = e − s + 1,
- * inter = max(0, min(e) − max(s) + 1), IoU = inter/(len_i + len_j − inter); proposals with
+ * Greedy NMS with the "+1" length convention of the reference (`nms` in `core/utils.py`): len = e −
+ * s + 1, inter = max(0, min(e) − max(s) + 1), IoU = inter/(len_i + len_j − inter); proposals with
  * IoU ≥ `thresh` to a kept one are removed. Order: descending score, equal scores with the
  * later input first (stable ascending sort, reversed, as numpy's argsort()[::-1] on small
  * inputs).
@@ -314,8 +315,8 @@ export function unitToSeconds(
 }
 
 /**
- * The whole proposal pipeline (`get_proposal_dict`) for one video: proposals in seconds after class-wise NMS,
- * classes in order of first appearance, within a class by descending score.
+ * The whole proposal pipeline (`get_proposal_dict`) for one video: proposals in seconds after
+ * class-wise NMS, classes in order of first appearance, within a class by descending score.
  */
 export function extractProposals(
   videoId: string,

@@ -1,6 +1,7 @@
 /**
- * Snippet sampling of the generator (FuSTAL `CrossVideo-Generator/core/dataset.py`): "random perturb" for training (always N
- * snippets) and "uniform" for inference (all L snippets when L <= N).
+ * Snippet sampling of the generator (FuSTAL `CrossVideo-Generator/core/dataset.py`): "random
+ * perturb" for training (always N snippets) and "uniform" for inference (all L snippets when L <=
+ * N).
  *
  * The cell boundaries s_i = i·L/N are computed as `(i * L) / N` in float64, the same order of
  * operations as the reference (`np.arange(N) * L / N`), so the integer parts agree exactly.
@@ -34,7 +35,10 @@ export function randomPerturbIndices(L: number, N: number, rng: Rng): Int32Array
   return out;
 }
 
-/** Inference indices: all L snippets when L <= N, else ⌊i·L/N⌋ for i < N (`NpyFeature.uniform_sampling`). */
+/**
+ * Inference indices: all L snippets when L <= N, else ⌊i·L/N⌋ for i < N
+ * (`NpyFeature.uniform_sampling`).
+ */
 export function uniformIndices(L: number, N: number): Int32Array {
   const T = Math.min(L, N);
   const out = new Int32Array(T);

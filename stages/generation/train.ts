@@ -1,6 +1,7 @@
 /**
- * The generator's training loop (FuSTAL `CrossVideo-Generator/train_generator.py`) and its inference (`test_all`): mini-batches of B
- * shuffled training videos (a fresh shuffle and fresh random-perturb sampling every pass),
+ * The generator's training loop (FuSTAL `CrossVideo-Generator/train_generator.py`) and its
+ * inference (`test_all`): mini-batches of B shuffled training videos (a fresh shuffle and fresh
+ * random-perturb sampling every pass),
  * Adam with coupled L2, a test-split evaluation every `evalEvery` iterations with the best
  * average mAP kept (checkpoint written atomically), then the selected weights produce the
  * pseudo proposals on the training videos and the detections on the test videos.
@@ -388,8 +389,8 @@ async function makeBatch(
 }
 
 /**
- * Trains the generator on `ds` and returns its proposals and scores (paper Sec. 3.1; `train_generator.py` `main`).
- * tfjs must already be initialised on the wanted backend.
+ * Trains the generator on `ds` and returns its proposals and scores (paper Sec. 3.1;
+ * `train_generator.py` `main`). tfjs must already be initialised on the wanted backend.
  */
 export async function trainGenerator(
   ds: Dataset,

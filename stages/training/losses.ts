@@ -1,6 +1,7 @@
 /**
- * Student losses (FuSTAL `Student-Training/libs/modeling/losses.py`, `TriDet.losses`): sigmoid focal loss with an IoU^0.2 weight on positive pairs,
- * DIoU regression on the trident distances, FuSTAL's MIL loss on level-0 logits, all divided
+ * Student losses (FuSTAL `Student-Training/libs/modeling/losses.py`, `TriDet.losses`): sigmoid
+ * focal loss with an IoU^0.2 weight on positive pairs, DIoU regression on the trident distances,
+ * FuSTAL's MIL loss on level-0 logits, all divided
  * by the persistent loss normaliser.
  *
  * @module
@@ -127,7 +128,10 @@ export function studentLosses(
  * (item, class), softmax over classes, BCE against the normalised weak labels. k is
  * floor(total valid rows of the batch / ratio) (the reference `meta_archs.py`) or per item.
  */
-/** The k per item of the MIL top-k pooling (`TriDet.get_video_cls_scores`; batch-level k unless `milPerVideo`). */
+/**
+ * The k per item of the MIL top-k pooling (`TriDet.get_video_cls_scores`; batch-level k unless
+ * `milPerVideo`).
+ */
 export function milKs(lens: number[], t0: number, cfg: StudentConfig): number[] {
   const batchK = Math.floor(lens.reduce((s, v) => s + v, 0) / cfg.milRatio);
   return lens.map((len) =>

@@ -1,6 +1,7 @@
 /**
- * The TriDet student network (TriDet `libs/modeling/backbones.py`, `necks.py`, `meta_archs.py`): input projection, SGP stem and branch blocks
- * with max-pool downsampling, identity FPN with one LayerNorm per level, and heads shared over
+ * The TriDet student network (TriDet `libs/modeling/backbones.py`, `necks.py`, `meta_archs.py`):
+ * input projection, SGP stem and branch blocks with max-pool downsampling, identity FPN with one
+ * LayerNorm per level, and heads shared over
  * levels (classification with prior 0.01, Trident start/end boundary heads on detached
  * features, centre-offset regression head with a per-level scale).
  *

@@ -1,6 +1,7 @@
 /**
  * The built-in student plugin `tridet-ema`: TriDet trained on the selected pseudo labels, with
- * EMA-teacher distillation (paper Sec. 3.3). Options (all optional): `preset` (`default` | `paper`),
+ * EMA-teacher distillation (paper Sec. 3.3). Options (all optional): `preset` (`default` |
+ * `paper`),
  * `ema` (false turns the teacher switch off and evaluates the raw weights), `epochs`,
  * `switchEpoch` (scaled with `epochs` when only `epochs` is given), `emaDecay`, `batch`, `lr`,
  * `evalRaw`, and any other {@linkcode StudentConfig} field by name.

@@ -1,5 +1,6 @@
 /**
- * Configuration of the TriDet student (FuSTAL `Student-Training/configs/thumos_i3d.yaml`) and its two presets.
+ * Configuration of the TriDet student (FuSTAL `Student-Training/configs/thumos_i3d.yaml`) and its
+ * two presets.
  *
  * - `paper`: the published sizes and schedule (512-d, 6 levels, max_seq_len 2304, batch 8,
  *   100 epochs of which the last 40 learn from the EMA teacher, EMA decay 0.999).
@@ -11,7 +12,8 @@
  *   windows (crops of the ~1500-row videos), no trunk layer in the heads, 750 steps with the
  *   EMA decay scaled so that the EMA horizon 1/(1-decay) is a small fraction of the steps
  *   before the switch (docs/METHOD.md, "Short schedules"), the zero-initialised SGP
- *   depthwise branches short-circuited (they are exactly zero forever, `SGPBlock.reset_params`), and a
+ *   depthwise branches short-circuited (they are exactly zero forever, `SGPBlock.reset_params`),
+ *   and a
  *   teacher that keeps its detections of the video's weak classes above 0.2 instead of any
  *   class above 0.4 (the short-schedule teacher is under-confident; measured in the bench).
  *
