@@ -6,7 +6,7 @@
  */
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, readJson } from "../lib/io.ts";
-import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
+import { keyValueOptions, logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
 import { parseGroundTruth, parseResults, parseTious, toResultsFile } from "../stages/evaluation.ts";
 import {
@@ -34,17 +34,7 @@ export const usage =
   "quality"}.`;
 
 function parseOptions(values: Record<string, unknown>): Record<string, unknown> {
-  const opts: Record<string, unknown> = {};
-  for (const kv of (values.option as string[] | undefined) ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new InputError(`select: --option must be KEY=VALUE, got "${kv}"`);
-    const v = kv.slice(eq + 1);
-    let parsed: unknown = v;
-    try {
-      parsed = JSON.parse(v);
-    } catch { /* a plain string */ }
-    opts[kv.slice(0, eq)] = parsed;
-  }
+  const opts = keyValueOptions("select", "option", values.option as string[] | undefined);
   for (const name of ["gamma", "eta", "k"]) {
     const n = numberFlag("select", values, name);
     if (n !== undefined) opts[name] = n;

@@ -7,7 +7,15 @@
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
-import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
+import {
+  isInteractive,
+  keyValueOptions,
+  logErr,
+  numberFlag,
+  parseFlags,
+  Progress,
+  requireFlag,
+} from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import {
@@ -75,12 +83,7 @@ export async function run(args: string[]): Promise<number> {
     };
     v.out = resumeDir;
   }
-  const need = (k: string) => {
-    if (typeof v[k] !== "string" || v[k] === "") {
-      throw new InputError(`train: missing required flag --${k}`);
-    }
-    return v[k] as string;
-  };
+  const need = (k: string) => requireFlag("train", v, k);
   const labelsFile = need("pseudo-labels");
   const root = need("root");
   const out = need("out");
@@ -96,15 +99,7 @@ export async function run(args: string[]): Promise<number> {
     checkpointEvery: num("checkpoint-every"),
     ema: v["no-ema"] === true ? false : undefined,
   };
-  for (const kv of (v.option as string[] | undefined) ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new InputError(`train: --option must be KEY=VALUE, got "${kv}"`);
-    let parsed: unknown = kv.slice(eq + 1);
-    try {
-      parsed = JSON.parse(parsed as string);
-    } catch { /* a plain string */ }
-    options[kv.slice(0, eq)] = parsed;
-  }
+  Object.assign(options, keyValueOptions("train", "option", v.option as string[] | undefined));
   const cfg = configFromOptions(options);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));

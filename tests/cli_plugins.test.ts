@@ -69,3 +69,40 @@ Deno.test("cli plugins: --plugin is accepted by every command", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli plugins: generate --generator runs a registered generator plugin", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fustal_cligen_" });
+  try {
+    const data = path.join(dir, "data"), out = path.join(dir, "gen");
+    const s = await cli(["synth", "--out", data, "--videos", "24", "--dim", "16"]);
+    assert.equal(s.code, 0, s.stderr);
+    const r = await cli([
+      "generate",
+      "--root",
+      data,
+      "--out",
+      out,
+      "--plugin",
+      path.join(ROOT, "plugins/cas_threshold_generator.ts"),
+      "--generator",
+      "cas-threshold",
+      "--option",
+      "epochs=3",
+      "--backend",
+      "wasm",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.tiou.length, 7);
+    const props = JSON.parse(await Deno.readTextFile(path.join(out, "proposals.json")));
+    let n = 0;
+    for (const list of Object.values(props.results) as unknown[][]) n += list.length;
+    assert.equal(n, summary.train.proposals);
+    const unknown = await cli(["generate", "--root", data, "--out", out, "--generator", "nope"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no generator plugin named "nope"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
