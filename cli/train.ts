@@ -25,8 +25,9 @@ import {
   writeResultsFile,
 } from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
-import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
-import { loadPluginModule } from "../registry.ts";
+import { groundTruthOf, type TrainOutcome, trainStudent } from "../stages/training/train.ts";
+import type { StudentResult } from "../lib/plugin_types.ts";
+import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
 
 /** Usage text of `train`. */
 export const usage =
@@ -42,6 +43,9 @@ train --resume DIR [--json]
   (test mAP when the test videos have annotations). --option sets any field of the student
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
   the flags and config it was started with. --json: last stdout line one object.
+  --student NAME runs another student plugin (default tridet-ema; load it with --plugin): it gets
+  --seed, DIR as its folder and --option KEY=VALUE as its options; the tridet-ema flags do not
+  apply to it.
   --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 const ARGS_FILE = "train_args.json";
@@ -66,6 +70,7 @@ export async function run(args: string[]): Promise<number> {
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },
+    student: { type: "string" },
     json: { type: "boolean", default: false },
     plugin: { type: "string", multiple: true },
   });
@@ -99,8 +104,11 @@ export async function run(args: string[]): Promise<number> {
     checkpointEvery: num("checkpoint-every"),
     ema: v["no-ema"] === true ? false : undefined,
   };
-  Object.assign(options, keyValueOptions("train", "option", v.option as string[] | undefined));
-  const cfg = configFromOptions(options);
+  const extra = keyValueOptions("train", "option", v.option as string[] | undefined);
+  Object.assign(options, extra);
+  const stuName = typeof v.student === "string" ? v.student : DEFAULT_PLUGINS.student;
+  const builtin = stuName === DEFAULT_PLUGINS.student;
+  const cfg = builtin ? configFromOptions(options) : undefined;
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const { openDataset, packageRoots } = await import("../datasets.ts");
@@ -118,21 +126,38 @@ export async function run(args: string[]): Promise<number> {
     await atomicWriteJson(path.join(out, ARGS_FILE), keep, true);
   }
   const t0 = performance.now();
-  const r = await trainStudent(dataset, labels, {
-    config: cfg,
-    seed,
-    outDir: out,
-    resume: resumeDir !== undefined,
-    log: logErr,
-    progress: (label, total) => new Progress(label, total, isInteractive(json)),
-    evalRaw: v["eval-raw"] === true,
-  });
-  await writeResultsFile(path.join(out, "detections.json"), r.test, "[Student] tridet-ema");
+  const progress = (label: string, total: number) =>
+    new Progress(label, total, isInteractive(json));
+  const r: Partial<TrainOutcome> & StudentResult = cfg
+    ? await trainStudent(dataset, labels, {
+      config: cfg,
+      seed,
+      outDir: out,
+      resume: resumeDir !== undefined,
+      log: logErr,
+      progress,
+      evalRaw: v["eval-raw"] === true,
+    })
+    : await (async () => {
+      // Another student plugin from the registry: it gets --option KEY=VALUE as its options.
+      const plugin = await getPlugin("student", stuName);
+      const ctx = {
+        options: extra,
+        seed,
+        backend,
+        outDir: out,
+        resume: resumeDir !== undefined,
+        log: logErr,
+        progress,
+      };
+      return await guardPluginCall(plugin, "train", () => plugin.train(dataset, labels, ctx));
+    })();
+  await writeResultsFile(path.join(out, "detections.json"), r.test, `[Student] ${stuName}`);
   if (r.testBeforeSwitch) {
     await writeResultsFile(
       path.join(out, "detections_before_switch.json"),
       r.testBeforeSwitch,
-      "[Student before EMA switch] tridet-ema",
+      `[Student before EMA switch] ${stuName}`,
     );
   }
   const gtTest = groundTruthOf(dataset, "test");

@@ -102,6 +102,51 @@ Deno.test("cli plugins: generate --generator runs a registered generator plugin"
     const unknown = await cli(["generate", "--root", data, "--out", out, "--generator", "nope"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no generator plugin named "nope"/);
+
+    // train --student NAME: a student plugin that detects class 0 over [0, 1] s per test video.
+    const echo = path.join(dir, "echo_student.ts");
+    await Deno.writeTextFile(
+      echo,
+      `export default { kind: "student", name: "echo", options: { score: "detection score" },
+  train: async (ds, pseudo, ctx) => ({
+    test: ds.list("test").map((m) => ({
+      videoId: m.id, label: ds.classes[0], score: ctx.options.score ?? 1, segment: [0, 1],
+    })),
+    info: { pseudo: pseudo.length, seed: ctx.seed },
+  }),
+};
+`,
+    );
+    const stu = path.join(dir, "stu");
+    const t = await cli([
+      "train",
+      "--pseudo-labels",
+      path.join(out, "proposals.json"),
+      "--root",
+      data,
+      "--out",
+      stu,
+      "--plugin",
+      echo,
+      "--student",
+      "echo",
+      "--option",
+      "score=0.5",
+      "--seed",
+      "7",
+      "--backend",
+      "wasm",
+      "--json",
+    ]);
+    assert.equal(t.code, 0, t.stderr);
+    const m = JSON.parse(t.stdout.trim().split("\n").at(-1)!);
+    assert.equal(m.info.pseudo, summary.train.proposals);
+    assert.equal(m.info.seed, 7);
+    const det = JSON.parse(await Deno.readTextFile(path.join(stu, "detections.json")));
+    assert.equal(det.method, "[Student] echo");
+    const dets = Object.values(det.results).flat() as { score: number }[];
+    assert.equal(dets.length, 12);
+    assert.ok(dets.every((d) => d.score === 0.5));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
