@@ -220,7 +220,7 @@ export function mapChartSvg(tiou: number[], series: MapSeries[]): string {
   for (const v of yTicks) {
     parts.push(
       `<line x1="${L}" x2="${L + pw}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${v.toFixed(0)}</text>`,
+      `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${tickLabel(v)}</text>`,
     );
   }
   tiou.forEach((t, i) =>
