@@ -8,8 +8,11 @@ import process from "node:process";
 import { userError } from "./lib/errors.ts";
 import { pendingPluginCalls } from "./registry.ts";
 
-interface CommandModule {
+/** What a command module (`cli/<name>.ts`) provides. */
+export interface CommandModule {
+  /** The command's `--help` text. */
   usage: string;
+  /** Runs the command with its flags; resolves to the exit code. */
   run(args: string[]): Promise<number>;
 }
 
@@ -37,6 +40,10 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
   ablation: {
     summary: "ablation cells: merge their tables",
     load: () => import("./cli/ablation.ts"),
+  },
+  plugins: {
+    summary: "list plugins: kind, description, options",
+    load: () => import("./cli/plugins.ts"),
   },
 };
 

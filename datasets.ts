@@ -45,25 +45,45 @@ export {
   secondsToGrid,
   uniformGrid,
 } from "./datasets/time.ts";
-export { type OpenOptions, StreamingDataset, THUMOS14_CLASSES } from "./datasets/common.ts";
+export {
+  type OpenOptions,
+  StreamingDataset,
+  type StreamingInit,
+  THUMOS14_CLASSES,
+  type VideoSource,
+} from "./datasets/common.ts";
+export type { Segment } from "./lib/types.ts";
+export type { DatasetPlugin } from "./lib/plugin_types.ts";
 export { openActionFormer } from "./datasets/actionformer.ts";
 export { openCola, readIdList } from "./datasets/cola.ts";
 export { openActivityNet } from "./datasets/activitynet.ts";
 export {
   decodeNpy,
   encodeNpy,
+  type EncodeNpyOptions,
   type NpyArray,
   type NpyHeader,
+  type NpyWriteDtype,
   parseNpyHeader,
 } from "./datasets/npy.ts";
 export { encodeNpz, readNpz } from "./datasets/npz.ts";
-export { bytesSource, fileSource, type ZipEntry, ZipReader, ZipWriter } from "./datasets/zip.ts";
+export {
+  type ByteSink,
+  type ByteSource,
+  bytesSource,
+  fileSource,
+  type ZipEntry,
+  ZipReader,
+  ZipWriter,
+} from "./datasets/zip.ts";
 export {
   decodeFeatureBytes,
   type FeatureReadOptions,
+  type FeatureRef,
+  type FeatureStore,
   openFeatureStore,
 } from "./datasets/features.ts";
-export { getInflater, setInflater } from "./datasets/inflate.ts";
+export { getInflater, type Inflater, setInflater } from "./datasets/inflate.ts";
 export {
   activityNetGeometry,
   type GeometryVideo,
@@ -76,6 +96,18 @@ export {
 
 /** The built-in layouts. */
 export const LAYOUTS = ["actionformer", "cola", "activitynet"] as const;
+
+/**
+ * The one rule for a THUMOS'14 folder holding both packages (what `synth` writes, and how the
+ * official code expects them): `cola/` feeds the generator and `actionformer/` the student.
+ * Returns both roots, or null when `root` lacks either subfolder.
+ */
+export async function packageRoots(
+  root: string,
+): Promise<{ generator: string; student: string } | null> {
+  const generator = path.join(root, "cola"), student = path.join(root, "actionformer");
+  return await exists(generator) && await exists(student) ? { generator, student } : null;
+}
 
 async function isActionFormer(root: string): Promise<boolean> {
   return await exists(path.join(root, "annotations", "thumos14.json"));

@@ -8,7 +8,9 @@
  * tfjs: the `@tensorflow/tfjs` umbrella is imported (not `tfjs-core` alone) because it is the
  * lightest entry that registers the gradient functions (measured: `tfjs-core` alone has none,
  * and its `register_all_gradients.js` cannot be loaded as ESM). Backends other than `cpu`
- * are loaded on demand by `lib/backend.ts`.
+ * are loaded on demand by `lib/backend.ts`. The umbrella depends on `core-js`, whose only
+ * lifecycle script prints a banner; `deno.json` denies it (`allowScripts`) so Deno does not
+ * print its "ignored build scripts" warning on a first run.
  *
  * @module
  */
@@ -19,7 +21,7 @@ export * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import type { Tensor as TfTensor } from "npm:@tensorflow/tfjs@4.22.0";
 /** The tfjs tensor type, named for signatures of the public API. */
 export type Tensor = TfTensor;
-export * as fflate from "npm:fflate@0.8.2";
+export { fflate } from "./deps_light.ts";
 
 /** Loads and registers the tfjs WebAssembly backend (lazily: only runs that use it pay). */
 export function loadWasmBackend(): Promise<unknown> {

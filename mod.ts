@@ -2,8 +2,13 @@
  * FuSTAL-TS: weakly-supervised temporal action localization (FuSTAL, arXiv 2407.08971) on
  * the runtime's own WebGPU, with tfjs-wasm / tfjs-cpu fallbacks.
  *
+ * This entry is the user's API: {@linkcode runFuSTAL} (the whole method), the plugin
+ * registry, the records the stages exchange and {@linkcode evaluateFiles}. The other entries
+ * are subpaths: `./eval` (evaluation only, no tfjs), `./datasets`, `./plugins`, `./cli`,
+ * `./generation`, `./selection`, `./training`, `./ablation`, `./report`, `./backend`.
+ *
  * ```ts
- * import { runFuSTAL, evaluateFiles } from "./mod.ts";
+ * import { evaluateFiles, runFuSTAL } from "jsr:@fustal/fustal-ts";
  * const run = await runFuSTAL({ out: "runs/demo" }); // synthetic THUMOS'14-shaped default
  * console.log(run.student.final.average);
  * const r = await evaluateFiles("gt.json", "results.json", { subset: "test" });
@@ -16,26 +21,6 @@
  */
 import process from "node:process";
 
-export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "./lib/types.ts";
-export { InputError } from "./lib/errors.ts";
-export { type BackendInfo, type BackendName, describeBackend, initBackend } from "./lib/backend.ts";
-export {
-  ACTIVITYNET_TIOUS,
-  datasetTious,
-  type EvalFileOptions,
-  type EvalOptions,
-  type EvalResult,
-  evaluateDetections,
-  evaluateFiles,
-  formatEvalTable,
-  parseGroundTruth,
-  parseResults,
-  parseTious,
-  type ResultsFile,
-  segmentIoU,
-  THUMOS_TIOUS,
-  toResultsFile,
-} from "./stages/evaluation.ts";
 export {
   formatResultsTable,
   type FuSTALConfig,
@@ -45,123 +30,13 @@ export {
   runFuSTAL,
   writeDefaultDataset,
 } from "./stages/pipeline.ts";
-export { type AblationRow, formatAblationTable, runAblation } from "./stages/ablation.ts";
 export {
-  type AblationSelection,
-  type AblationSummaryRow,
-  cellOfIndex,
-  mergeAblationCells,
-  readAblationCells,
-  summarizeAblation,
-} from "./stages/ablation.ts";
-export {
-  assignShards,
-  mergeShardObjects,
-  parseShardSpec,
-  planShard,
-  resolveShard,
-  type ShardInput,
-  type ShardItem,
-  type ShardMeta,
-  type ShardSpec,
-} from "./lib/shard.ts";
-export {
-  type MapSeries,
-  renderReport,
-  type ReportData,
-  type TimelineTrack,
-  type VideoTimeline,
-} from "./lib/report.ts";
-export { Rng } from "./lib/rng.ts";
-// --- stage exports (one line per module; keep this block sorted) ---
-export {
-  DATASET_PLUGINS,
-  detectLayout,
-  type FeatureReadOptions,
-  type GeometryVideo,
-  openDataset,
-  type OpenOptions,
-  synthesize,
-  type SynthFormat,
-  type SynthOptions,
-  type SynthResult,
-  thumos14Geometry,
-} from "./datasets.ts";
-export { main } from "./cli.ts";
-export type {
-  Annotation,
-  Dataset,
-  DatasetInfo,
-  FeatureGrid,
-  Split,
-  VideoFeatures,
-  VideoMeta,
-} from "./datasets/types.ts";
-export type {
-  CurvePoint,
-  DatasetPlugin,
-  FilterContext,
-  FilterPlugin,
-  GeneratorPlugin,
-  GeneratorResult,
-  Plugin,
-  ProgressSink,
-  StageContext,
-  StudentPlugin,
-  StudentResult,
-} from "./lib/plugin_types.ts";
-export { PLUGIN_KINDS } from "./lib/plugin_types.ts";
-export {
-  getPlugin,
-  listPlugins,
-  loadPluginModule,
-  type PluginConfig,
-  type PluginInfo,
-  type PluginKind,
-  type PluginOfKind,
-  registerPlugin,
-  type ResolvedPlugins,
-  resolvePlugins,
-} from "./registry.ts";
-export {
-  type CheckpointHeader as GeneratorCheckpointHeader,
-  configFromOptions as generatorConfigFromOptions,
-  DEFAULT_PRESET as GENERATOR_DEFAULT_PRESET,
-  DEFAULT_PROPOSAL_CONFIG,
-  extractProposals,
-  type GeneratorConfig,
-  generatorConfig,
-  generatorPlugin,
-  type GeneratorPreset,
-  type GeneratorRun,
-  loadCheckpoint as loadGeneratorCheckpoint,
-  PAPER_PRESET as GENERATOR_PAPER_PRESET,
-  type ProposalConfig,
-  type ResultEntry as GeneratorResultEntry,
-  toResultsJson as toGeneratorResultsJson,
-  trainGenerator,
-  type TrainHooks as GeneratorTrainHooks,
-  type VideoOutputs as GeneratorVideoOutputs,
-} from "./stages/generation/mod.ts";
-export {
-  DEFAULT_ETA,
-  DEFAULT_GAMMA,
-  DEFAULT_TOPK,
-  iouScores,
-  matchProposals,
-  type MatchStats,
-  priorFilter,
-  type PseudoLabelQuality,
-  pseudoLabelQuality,
-  scoreFilter,
-  selectByVideo,
-  type SelectionOptions,
-  selectProposals,
-  type SelectRunOptions,
-  topkFilter,
-} from "./stages/selection.ts";
-export * from "./stages/training/mod.ts";
-// --- end stage exports ---
+  type EvalFileOptions,
+  type EvalOptions,
+  type EvalResult,
+  evaluateFiles,
+} from "./stages/evaluation.ts";
+export * from "./plugins.ts";
 
 if (import.meta.main) {
   // Not a top-level await: when a plugin's promise can never settle, the CLI names it

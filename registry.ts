@@ -24,8 +24,8 @@ import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { InputError, isInputError } from "./lib/errors.ts";
-import type { Detection } from "./lib/types.ts";
+import { InputError } from "./lib/errors.ts";
+import { BUILTIN_SOURCE, label, sources } from "./lib/plugin_guard.ts";
 import {
   type DatasetPlugin,
   type FilterPlugin,
@@ -34,6 +34,18 @@ import {
   PLUGIN_KINDS,
   type StudentPlugin,
 } from "./lib/plugin_types.ts";
+
+export {
+  BUILTIN_SOURCE,
+  checkDetections,
+  checkPluginOutput,
+  describePlugin,
+  guardPluginCall,
+  OUTPUT_SLACK_S,
+  pendingPluginCalls,
+  setPluginCallTimeout,
+  type VideoSpans,
+} from "./lib/plugin_guard.ts";
 
 /** A plugin kind: `dataset`, `generator`, `filter` or `student`. */
 export type PluginKind = typeof PLUGIN_KINDS[number];
@@ -51,10 +63,9 @@ export interface PluginInfo {
   source: string;
   /** The plugin's description (absent for built-ins not loaded yet). */
   description?: string;
+  /** The options the plugin reads, name -> description (absent when it declares none). */
+  options?: Readonly<Record<string, string>>;
 }
-
-/** Source label of built-in plugins. */
-export const BUILTIN_SOURCE = "built-in";
 
 interface BuiltinEntry {
   kind: PluginKind;
@@ -93,8 +104,16 @@ async function datasetPlugin(name: string): Promise<Plugin> {
   return DATASET_PLUGINS.find((p) => p.name === name)!;
 }
 
-/** Default plugin name per kind used by {@linkcode resolvePlugins} when config names none. */
-export const DEFAULT_PLUGINS: Partial<Record<PluginKind, string>> = {
+/**
+ * Default plugin name per kind, the one place they are defined: {@linkcode resolvePlugins},
+ * `runFuSTAL` and the commands use it when config names none (datasets: by layout).
+ */
+export const DEFAULT_PLUGINS: {
+  readonly dataset?: string;
+  readonly generator: string;
+  readonly filter: string;
+  readonly student: string;
+} = {
   generator: "cola-xv",
   filter: "prior",
   student: "tridet-ema",
@@ -106,7 +125,6 @@ interface Entry {
 }
 
 const registered = new Map<string, Entry>();
-const sources = new WeakMap<object, string>();
 const keyOf = (kind: string, name: string) => `${kind}\u0000${name}`;
 
 const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = {
@@ -118,30 +136,6 @@ const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = 
 
 function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
-}
-
-/** `filter plugin "x" (module m)`: how messages name a plugin. */
-function label(kind: unknown, name: unknown, source: string | undefined, index?: number): string {
-  const k = typeof kind === "string" && (PLUGIN_KINDS as readonly string[]).includes(kind)
-    ? `${kind} plugin`
-    : "plugin";
-  const n = typeof name === "string" && name !== ""
-    ? `"${name}"`
-    : index !== undefined
-    ? `#${index} (no name)`
-    : "(no name)";
-  const src = source && source !== "code" ? ` (module ${source})` : "";
-  return `${k} ${n}${src}`;
-}
-
-/** How error messages name `plugin`: kind, name and module when known. */
-export function describePlugin(plugin: Plugin): string {
-  return label(plugin.kind, plugin.name, sources.get(plugin));
-}
-
-/** The module a plugin was loaded from, `built-in`, `code`, or undefined if unregistered. */
-export function pluginSource(plugin: Plugin): string | undefined {
-  return sources.get(plugin);
 }
 
 /**
@@ -172,6 +166,13 @@ export function validatePlugin(value: unknown, source?: string, index?: number):
   }
   if (p.description !== undefined && typeof p.description !== "string") {
     fail(`"description" must be a string (got ${typeName(p.description)})`);
+  }
+  if (
+    p.options !== undefined &&
+    (typeName(p.options) !== "object" ||
+      Object.values(p.options as object).some((d) => typeof d !== "string"))
+  ) {
+    fail(`"options" must be an object of option name -> description string`);
   }
   const m = METHODS[p.kind as PluginKind];
   for (const f of m.required) {
@@ -216,10 +217,14 @@ function checkFree(plugin: Plugin, source: string): void {
  * registering the very same object twice is a no-op, another object under a taken
  * (kind, name) is an error. `source` names the module it came from in error messages.
  *
+ * The type parameter gives editor help for the plugin's kind: `registerPlugin<FilterPlugin>({
+ * kind: "filter", ... })` checks the object against the filter contract. A value of unknown
+ * type (e.g. from JavaScript) is still checked at run time.
+ *
  * @returns the plugin, typed.
  */
-export function registerPlugin(plugin: unknown, source = "code"): Plugin {
-  const p = validatePlugin(plugin, source);
+export function registerPlugin<P extends Plugin>(plugin: P, source = "code"): P {
+  const p = validatePlugin(plugin, source) as P;
   checkFree(p, source);
   const key = keyOf(p.kind, p.name);
   if (!registered.has(key)) {
@@ -277,6 +282,7 @@ export function listPlugins(kind?: PluginKind): PluginInfo[] {
       name: b.name,
       source: BUILTIN_SOURCE,
       ...(e?.plugin.description ? { description: e.plugin.description } : {}),
+      ...(e?.plugin.options ? { options: e.plugin.options } : {}),
     });
     seen.add(keyOf(b.kind, b.name));
   }
@@ -287,6 +293,7 @@ export function listPlugins(kind?: PluginKind): PluginInfo[] {
       name: e.plugin.name,
       source: e.source,
       ...(e.plugin.description ? { description: e.plugin.description } : {}),
+      ...(e.plugin.options ? { options: e.plugin.options } : {}),
     });
   }
   return out;
@@ -426,230 +433,6 @@ export async function importKeepingLock(spec: string): Promise<unknown> {
       }
     }
   }
-}
-
-let callTimeoutMs = 0;
-
-/**
- * Sets the per-call timeout of user plugins' methods in seconds (`--plugin-timeout`); 0 or
- * undefined: no limit. Built-in plugins are never timed out (training takes as long as it
- * takes).
- */
-export function setPluginCallTimeout(seconds: number | undefined): void {
-  if (seconds !== undefined && !(Number.isFinite(seconds) && seconds >= 0)) {
-    throw new InputError(`--plugin-timeout: must be a number of seconds >= 0, got ${seconds}`);
-  }
-  callTimeoutMs = (seconds ?? 0) * 1000;
-}
-
-const pending = new Map<number, string>();
-let callIds = 0;
-
-/**
- * Descriptions of the plugin calls in progress (`filter plugin "x" (module m): apply on video
- * v`). When the event loop runs dry while one is pending, its promise can never settle: the
- * CLI reports it by name (see `cli.ts`).
- */
-export function pendingPluginCalls(): string[] {
-  return [...pending.values()];
-}
-
-/**
- * Calls a plugin method and reports a throw as an {@linkcode InputError} naming the plugin,
- * its module and `where` (e.g. the video). Errors of built-ins pass through unchanged: a
- * built-in's InputError is already a user message, anything else is a bug that keeps its
- * stack trace. A user plugin's call that has not settled after the per-call timeout
- * ({@linkcode setPluginCallTimeout}) fails with an InputError naming the plugin.
- */
-export async function guardPluginCall<T>(
-  plugin: Plugin,
-  method: string,
-  call: () => T | Promise<T>,
-  where?: string,
-): Promise<Awaited<T>> {
-  const builtin = sources.get(plugin) === BUILTIN_SOURCE;
-  const what = `${describePlugin(plugin)}: ${method}${where ? ` on ${where}` : ""}`;
-  const id = callIds++;
-  pending.set(id, what);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const p = Promise.resolve().then(call);
-    if (builtin || callTimeoutMs <= 0) return await p;
-    const limit = callTimeoutMs;
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new InputError(
-                `${what} did not settle within ${limit / 1000} s (--plugin-timeout)`,
-              ),
-            ),
-          limit,
-        );
-      }),
-    ]);
-  } catch (e) {
-    if (builtin) throw e;
-    if (isInputError(e) && e.message.startsWith(what)) throw e;
-    const msg = e instanceof Error
-      ? (isInputError(e) ? e.message : `${e.name}: ${e.message}`)
-      : String(e);
-    throw new InputError(
-      `${describePlugin(plugin)}: ${method}${where ? ` on ${where}` : ""} threw: ` +
-        msg.split("\n")[0],
-    );
-  } finally {
-    pending.delete(id);
-    if (timer !== undefined) clearTimeout(timer);
-  }
-}
-
-/** Slack (seconds) allowed around a video when checking plugin outputs. */
-export const OUTPUT_SLACK_S = 1;
-
-/** Video durations a check of plugin outputs may use (by id). */
-export type VideoSpans = ReadonlyMap<string, { duration: number }>;
-
-function segmentProblem(seg: unknown, duration?: number): string | undefined {
-  if (!Array.isArray(seg) || seg.length !== 2) return "segment is not [start, end]";
-  const [s, e] = seg;
-  if (
-    typeof s !== "number" || typeof e !== "number" || !Number.isFinite(s) || !Number.isFinite(e)
-  ) {
-    return `segment ${JSON.stringify(seg)} is not two finite numbers`;
-  }
-  if (e < s) return `segment [${s}, ${e}] is reversed (end before start)`;
-  if (s < -OUTPUT_SLACK_S) return `segment [${s}, ${e}] starts before the video`;
-  if (duration !== undefined && duration > 0) {
-    if (s > duration + OUTPUT_SLACK_S) {
-      return `segment [${s}, ${e}] starts after the video's end (${duration.toFixed(2)} s)`;
-    }
-    if (e > 2 * duration + OUTPUT_SLACK_S) {
-      return `segment [${s}, ${e}] ends far past the video's end (${duration.toFixed(2)} s)`;
-    }
-  }
-  return undefined;
-}
-
-/**
- * Checks detections a plugin returned: a list of `{videoId, label, score, segment}` with a
- * string label, a finite score and a segment that is finite, not reversed, not starting before
- * the video and (when `videos` knows the video's duration) not starting after its end or
- * ending more than one video length past it. Fails with an {@linkcode InputError} starting
- * with `who` and naming the item. `videoId`, when given, is the video every item must belong
- * to (filters return one video's proposals; items may omit the id).
- *
- * @returns the detections as plain records (copied).
- */
-export function checkDetections(
-  list: unknown,
-  who: string,
-  videos?: VideoSpans,
-  videoId?: string,
-): Detection[] {
-  if (!Array.isArray(list)) {
-    throw new InputError(`${who} returned ${typeName(list)}, not an array of detections`);
-  }
-  return list.map((d, i) => {
-    const r = d as Partial<Detection> | null;
-    const vid = videoId ?? r?.videoId;
-    const item = `${who} item ${i}${vid !== undefined ? ` (video ${vid})` : ""}`;
-    if (typeof r !== "object" || r === null || typeof r.label !== "string") {
-      throw new InputError(`${item} is not a detection {videoId, label, score, segment}`);
-    }
-    if (videoId !== undefined && r.videoId !== undefined && r.videoId !== videoId) {
-      throw new InputError(`${item} belongs to video "${r.videoId}"`);
-    }
-    if (typeof vid !== "string") throw new InputError(`${item} has no string "videoId"`);
-    if (typeof r.score !== "number" || !Number.isFinite(r.score)) {
-      throw new InputError(`${item}: score ${JSON.stringify(r.score)} is not a finite number`);
-    }
-    const why = segmentProblem(r.segment, videos?.get(vid)?.duration);
-    if (why) throw new InputError(`${item}: ${why}`);
-    const seg = r.segment as [number, number];
-    return { videoId: vid, label: r.label, score: r.score, segment: [seg[0], seg[1]] };
-  });
-}
-
-/**
- * Checks what a plugin method returned, for every kind: a dataset plugin's `open` must give a
- * dataset (`list`, `load`, `videos`, `classes`, `featureDim`) whose videos have plain ids and
- * sane segments; a generator's `generate` `{train, test}` detection lists; a student's `train`
- * `{test}` (and `testBeforeSwitch` when present); a filter's `apply` a detection list of its
- * video. Detections are checked by {@linkcode checkDetections}.
- */
-export function checkPluginOutput(
-  plugin: Plugin,
-  method: string,
-  value: unknown,
-  videos?: VideoSpans,
-  where?: string,
-): void {
-  const who = `${describePlugin(plugin)}: ${method}${where ? ` on ${where}` : ""}`;
-  const rec = (v: unknown): Record<string, unknown> => {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw new InputError(`${who} returned ${typeName(v)}, not an object`);
-    }
-    return v as Record<string, unknown>;
-  };
-  if (plugin.kind === "dataset") {
-    const ds = rec(value);
-    for (const f of ["list", "load", "videos"]) {
-      if (typeof ds[f] !== "function") {
-        throw new InputError(`${who}: the dataset has no "${f}" method`);
-      }
-    }
-    if (!Array.isArray(ds.classes)) {
-      throw new InputError(`${who}: the dataset has no "classes" list`);
-    }
-    if (typeof ds.featureDim !== "number" || !(ds.featureDim > 0)) {
-      throw new InputError(
-        `${who}: the dataset's featureDim ${
-          JSON.stringify(ds.featureDim)
-        } is not a positive number`,
-      );
-    }
-    const metas = (ds.list as () => unknown)();
-    if (!Array.isArray(metas)) throw new InputError(`${who}: list() did not return an array`);
-    for (const m of metas as Record<string, unknown>[]) {
-      const id = m?.id;
-      if (typeof id !== "string" || id === "" || id === "." || id === ".." || /[\/\\\0]/.test(id)) {
-        throw new InputError(`${who}: video id ${JSON.stringify(id)} is not a plain name`);
-      }
-      const anns = m.annotations;
-      if (!Array.isArray(anns)) throw new InputError(`${who}: video ${id} has no annotation list`);
-      const dur = typeof m.duration === "number" ? m.duration : undefined;
-      anns.forEach((a: { segment?: unknown } | null, i: number) => {
-        const why = segmentProblem(a?.segment, undefined);
-        // Annotations may end past the stated duration (real files do); far outside is wrong.
-        const far = why ??
-          (dur !== undefined && dur > 0
-            ? segmentProblem(a?.segment, Math.max(dur, 0))?.includes("far past")
-              ? `segment ${JSON.stringify(a?.segment)} ends far past the video's end`
-              : undefined
-            : undefined);
-        if (far) throw new InputError(`${who}: video ${id} annotation ${i}: ${far}`);
-      });
-    }
-    return;
-  }
-  if (plugin.kind === "generator") {
-    const r = rec(value);
-    checkDetections(r.train, `${who} (train)`, videos);
-    checkDetections(r.test, `${who} (test)`, videos);
-    return;
-  }
-  if (plugin.kind === "student") {
-    const r = rec(value);
-    checkDetections(r.test, `${who} (test)`, videos);
-    if (r.testBeforeSwitch !== undefined) {
-      checkDetections(r.testBeforeSwitch, `${who} (testBeforeSwitch)`, videos);
-    }
-    return;
-  }
-  checkDetections(value, who, videos);
 }
 
 /** What {@linkcode resolvePlugins} reads: plugin modules and a plugin name per kind. */

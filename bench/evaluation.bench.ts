@@ -26,9 +26,9 @@ Deno.bench("parse both JSON files (baseline)", { group: "eval", baseline: true }
 Deno.bench("parse + evaluate 9 tIoUs", { group: "eval" }, () => {
   const g = parseGroundTruth(JSON.parse(gtText), "gt", "test");
   const p = parseResults(JSON.parse(predText), "pred");
-  evaluateDetections(g, p, { tious });
+  evaluateDetections(g, p, { tiou: tious });
 });
 
 Deno.bench("evaluate only (records in memory)", { group: "eval" }, () => {
-  evaluateDetections(gt, preds, { tious });
+  evaluateDetections(gt, preds, { tiou: tious });
 });

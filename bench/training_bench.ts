@@ -9,7 +9,7 @@
  * mAP). Without it they are made from the training videos' ground truth with noise that
  * mimics a classification-based generator (jittered boundaries, fragments, merged neighbours,
  * missed instances, isolated false positives of the video's classes), then filtered by the
- * prior filter (SPEC §5): such labels are clearly marked `noisy-gt` in the output.
+ * prior filter (paper Sec. 3.2): such labels are clearly marked `noisy-gt` in the output.
  *
  * ```
  * deno run -A bench/training_bench.ts [--root DIR] [--seeds 0,1,2] [--proposals P.json]
@@ -122,7 +122,7 @@ if (import.meta.main) {
   const gtTest = groundTruthOf(ds, "test");
   const gtTrain = groundTruthOf(ds, "train");
   const avg = (gt: typeof gtTest, d: Detection[]) =>
-    evaluateDetections(gt, d, { tious: THUMOS_TIOUS });
+    evaluateDetections(gt, d, { tiou: THUMOS_TIOUS });
   const seeds = values.seeds!.split(",").map(Number);
   const rows: Record<string, unknown>[] = [];
   const genTest = values["generator-test"]

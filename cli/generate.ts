@@ -7,13 +7,30 @@
  */
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
-import { atomicWriteJson, checkOutputs, exists, lockRunFolder } from "../lib/io.ts";
-import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
+import { atomicWriteJson, checkOutputs, lockRunFolder } from "../lib/io.ts";
+import {
+  isInteractive,
+  keyValueOptions,
+  logErr,
+  numberFlag,
+  parseFlags,
+  Progress,
+} from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
-import { parseTious } from "../stages/evaluation.ts";
+import {
+  evaluateDetections,
+  groundTruthFromVideos,
+  parseTious,
+  tiouFor,
+} from "../stages/evaluation.ts";
 import { generatorConfig, type GeneratorPreset } from "../stages/generation/presets.ts";
 import { trainGenerator } from "../stages/generation/train.ts";
-import { toResultsJson } from "../stages/generation/plugin.ts";
+import { writeResultsFile } from "../stages/evaluation.ts";
+import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
+import type { Detection } from "../lib/types.ts";
+import type { Dataset } from "../datasets/types.ts";
+import type { StageContext } from "../lib/plugin_types.ts";
+import type { GeneratorRun } from "../stages/generation/train.ts";
 
 /** Usage text of `generate`. */
 export const usage = `usage: deno run -A mod.ts generate --root DIR [FLAGS]
@@ -40,12 +57,16 @@ flags:
                       evaluation) and after the last one
   --resume            continue a killed run from OUT/generator_state.ckpt (give the same
                       flags; a different config is an error); trains from scratch if absent
-  --seed N            seed (default 3407)
+  --seed N            seed (default 0, as for run; the reference code used 3407)
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
   --backend NAME      auto | webgpu | wasm | cpu (default auto)
   --json              last stdout line: {"train": {"proposals", "mAP", "average"},
-                      "test": {"mAP", "average"}, "seconds", "backend"}`;
+                      "test": {"mAP", "average"}, "seconds", "backend"}
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
+  --generator NAME    another generator plugin (default cola-xv); it gets --seed, --resume,
+                      OUT as its folder and --option KEY=VALUE (repeatable) as its options;
+                      the cola-xv flags above do not apply to it`;
 
 /** Runs `generate`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -67,7 +88,11 @@ export async function run(args: string[]): Promise<number> {
     tiou: { type: "string" },
     backend: { type: "string" },
     json: { type: "boolean" },
+    plugin: { type: "string", multiple: true },
+    generator: { type: "string" },
+    option: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const json = Boolean(values.json);
   const t0 = performance.now();
   if (typeof values.root !== "string" || values.root === "") {
@@ -81,9 +106,9 @@ export async function run(args: string[]): Promise<number> {
     hidden: numberFlag("generate", values, "hidden"),
     evalEvery: numberFlag("generate", values, "eval-every"),
     checkpointEvery: numberFlag("generate", values, "checkpoint-every"),
-    seed: numberFlag("generate", values, "seed"),
+    seed: numberFlag("generate", values, "seed") ?? 0,
     crossVideo: values["no-cross-video"] ? false : undefined,
-    tious: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
+    tiou: typeof values.tiou === "string" ? parseTious(values.tiou) : undefined,
   });
   const out = path.resolve(typeof values.out === "string" ? values.out : "runs/generate");
   await checkOutputs("--out", {
@@ -99,12 +124,13 @@ export async function run(args: string[]): Promise<number> {
   await using _lock = await lockRunFolder(out, "generate", logErr);
   let root = path.resolve(values.root);
   let layout = typeof values.layout === "string" ? values.layout : undefined;
-  if (!layout && await exists(path.join(root, "cola"))) {
-    root = path.join(root, "cola");
+  const { openDataset, packageRoots } = await import("../datasets.ts");
+  const pkg = layout ? null : await packageRoots(root);
+  if (pkg) {
+    root = pkg.generator;
     layout = "cola";
     logErr(`generate: using the CoLA layout under ${root}`);
   }
-  const { openDataset } = await import("../datasets.ts");
   const ds = await openDataset(root, layout ? { layout } : {});
   const info = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(info));
@@ -114,20 +140,33 @@ export async function run(args: string[]): Promise<number> {
       `batch ${cfg.batch}, ${cfg.snippets} snippets, lr ${cfg.lr}, cross-video ${cfg.crossVideo}`,
   );
   const interactive = isInteractive(json);
-  const r = await trainGenerator(ds, cfg, {
-    log: logErr,
-    progress: (label, total) => new Progress(label, total, interactive),
-    outDir: out,
-    resume: Boolean(values.resume),
-  });
+  const progress = (label: string, total: number) => new Progress(label, total, interactive);
+  const genName = typeof values.generator === "string" ? values.generator : undefined;
+  const r = genName && genName !== DEFAULT_PLUGINS.generator
+    ? await throughPlugin(genName, ds, {
+      options: keyValueOptions("generate", "option", values.option as string[] | undefined),
+      seed: cfg.seed,
+      backend: info,
+      outDir: out,
+      resume: Boolean(values.resume),
+      log: logErr,
+      progress,
+    }, cfg.tiou)
+    : await trainGenerator(ds, cfg, {
+      log: logErr,
+      progress,
+      outDir: out,
+      resume: Boolean(values.resume),
+    });
   const trainIds = ds.list("train").map((m) => m.id), testIds = ds.list("test").map((m) => m.id);
-  await atomicWriteJson(
-    path.join(out, "proposals.json"),
-    toResultsJson(r.train, "[Generator]", trainIds),
-  );
-  await atomicWriteJson(
+  // The reference generator's format (`result2json`): no official-format keys.
+  const plain = (videoIds: string[]) => ({ videoIds, official: false });
+  await writeResultsFile(path.join(out, "proposals.json"), r.train, "[Generator]", plain(trainIds));
+  await writeResultsFile(
     path.join(out, "generator_test.json"),
-    toResultsJson(r.test, "[Generator]", testIds),
+    r.test,
+    "[Generator]",
+    plain(testIds),
   );
   const seconds = (performance.now() - t0) / 1000;
   const summary = {
@@ -153,8 +192,35 @@ export async function run(args: string[]): Promise<number> {
         pct(r.testEval.average)
       }\n` +
       `wrote ${out}/proposals.json (${r.train.length} proposals), generator_test.json, ` +
-      `generator_best.ckpt; ${seconds.toFixed(1)} s`,
+      `${r.bestStep >= 0 ? "generator_best.ckpt" : "(plugin)"}; ${seconds.toFixed(1)} s`,
   );
   if (json) console.log(JSON.stringify(summary));
   return 0;
+}
+
+/** Runs a generator plugin from the registry and scores it like the built-in run. */
+async function throughPlugin(
+  name: string,
+  ds: Dataset,
+  ctx: StageContext,
+  tiou: number[] | null,
+): Promise<
+  Pick<GeneratorRun, "train" | "test" | "trainEval" | "testEval" | "bestStep" | "curves"> & {
+    counts?: undefined;
+    resumedFrom?: undefined;
+  }
+> {
+  const plugin = await getPlugin("generator", name);
+  const g = await guardPluginCall(plugin, "generate", () => plugin.generate(ds, ctx));
+  const t = tiou ?? tiouFor(ds.layout, ds.classes.length);
+  const score = (split: "train" | "test", dets: Detection[]) =>
+    evaluateDetections(groundTruthFromVideos(ds.list(split)), dets, { tiou: t });
+  return {
+    train: g.train,
+    test: g.test,
+    trainEval: score("train", g.train),
+    testEval: score("test", g.test),
+    bestStep: -1,
+    curves: (g.curves ?? {}) as GeneratorRun["curves"],
+  };
 }

@@ -12,6 +12,7 @@ import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson } from "../lib/io.ts";
 import { planShard, sha256Hex, type ShardSpec } from "../lib/shard.ts";
 import { metaRows, SHARD_FLAGS, SHARD_USAGE, shardFromFlags, withShard } from "./sharding.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `inspect`. */
 export const usage = `usage: deno run -A mod.ts inspect --root DIR [FLAGS]
@@ -28,6 +29,7 @@ Summarises a dataset folder (layout auto-detected unless given).
                      its float32 values, float64 sum) and their total, as JSON (to --out, or
                      the last stdout line); the same whichever format the features are in
   --out FILE         with --checksum: write the listing to FILE
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
 ${SHARD_USAGE}`;
 
 /** The summary `inspect` prints. */
@@ -184,7 +186,9 @@ export async function run(args: string[]): Promise<number> {
     checksum: { type: "boolean" },
     out: { type: "string" },
     ...SHARD_FLAGS,
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const root = requireFlag("inspect", values, "root");
   if (values.checksum) {
     const { listing, shard } = await checksumDataset(root, {

@@ -15,7 +15,8 @@ import { decodeFeatureBytes } from "../datasets/features.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
 import { predictVideo } from "../stages/training/infer.ts";
 import { loadStudent } from "../stages/training/train.ts";
-import { openStudentDataset, resultsJson } from "./train.ts";
+import { toResultsFile } from "../stages/evaluation.ts";
+import { loadPluginModule } from "../registry.ts";
 import { planShard, type ShardMeta } from "../lib/shard.ts";
 import {
   fileHash,
@@ -36,6 +37,7 @@ export const usage =
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
   ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
 ${SHARD_USAGE}`;
 
 /** Runs `predict`; returns the exit code. */
@@ -51,8 +53,10 @@ export async function run(args: string[]): Promise<number> {
     weights: { type: "string" },
     backend: { type: "string" },
     json: { type: "boolean", default: false },
+    plugin: { type: "string", multiple: true },
     ...SHARD_FLAGS,
   }, true);
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const ckpt = values.checkpoint as string | undefined;
   const out = values.out as string | undefined;
   if (!ckpt) throw new InputError("predict: missing required flag --checkpoint");
@@ -78,7 +82,9 @@ export async function run(args: string[]): Promise<number> {
     : {};
   let shardMeta: ShardMeta | null = null;
   if (values.root) {
-    const ds = await openStudentDataset(values.root as string, values.layout as string | undefined);
+    const { openDataset } = await import("../datasets.ts");
+    const layout = values.layout as string | undefined;
+    const ds = await openDataset(values.root as string, layout ? { layout } : {});
     if (ds.featureDim !== meta.inDim) {
       throw new InputError(
         `${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`,
@@ -146,7 +152,10 @@ export async function run(args: string[]): Promise<number> {
       videos++;
     }
   }
-  await atomicWriteJson(out, withShard(resultsJson("[Student] tridet-ema", dets), shardMeta));
+  await atomicWriteJson(
+    out,
+    withShard(toResultsFile(dets, "[Student] tridet-ema", { official: true }), shardMeta),
+  );
   logErr(
     `predict: ${dets.length} detections on ${videos} video(s)` +
       `${shardMeta ? ` (shard ${shardMeta.spec} of ${shardMeta.total})` : ""} -> ${out}`,

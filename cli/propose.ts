@@ -20,7 +20,7 @@ import { type GeneratorConfig, generatorConfig } from "../stages/generation/pres
 import { extractProposals } from "../stages/generation/proposals.ts";
 import { gatherRows, uniformIndices } from "../stages/generation/sampling.ts";
 import { videoScores } from "../stages/generation/train.ts";
-import { toResultsJson } from "../stages/generation/plugin.ts";
+import { toResultsFile } from "../stages/evaluation.ts";
 import {
   fileHash,
   metaRows,
@@ -155,7 +155,10 @@ export async function run(args: string[]): Promise<number> {
     for (const v of Object.values(params)) v.dispose();
     await atomicWriteJson(
       out,
-      withShard(toResultsJson(dets, "[Generator]", plan.items.map((it) => it.id)), shardMeta),
+      withShard(
+        toResultsFile(dets, "[Generator]", { videoIds: plan.items.map((it) => it.id) }),
+        shardMeta,
+      ),
     );
     logErr(
       `propose: ${dets.length} proposals on ${done} video(s)` +

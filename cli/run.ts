@@ -109,6 +109,7 @@ export async function run(args: string[]): Promise<number> {
   setPluginCallTimeout(numberFlag("run", values, "plugin-timeout"));
   const interactive = isInteractive(json);
   const config: FuSTALConfig = {
+    command: ["deno run -A mod.ts run", ...args].join(" "),
     root: values.root as string | undefined,
     layout: values.layout as string | undefined,
     generatorRoot: values["generator-root"] as string | undefined,

@@ -6,22 +6,16 @@
  */
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, checkOutputs, readJson } from "../lib/io.ts";
-import { logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
+import { keyValueOptions, logErr, numberFlag, parseFlags, requireFlag } from "../lib/cli_util.ts";
 import type { Detection } from "../lib/types.ts";
-import {
-  parseGroundTruth,
-  parseResults,
-  parseTious,
-  THUMOS_TIOUS,
-  toResultsFile,
-} from "../stages/evaluation.ts";
+import { parseGroundTruth, parseResults, parseTious, toResultsFile } from "../stages/evaluation.ts";
 import {
   groupByVideo,
   type PseudoLabelQuality,
   pseudoLabelQuality,
   selectByVideo,
 } from "../stages/selection.ts";
-import { getPlugin, loadPluginModule, setPluginCallTimeout } from "../registry.ts";
+import { DEFAULT_PLUGINS, getPlugin, loadPluginModule, setPluginCallTimeout } from "../registry.ts";
 
 /** Usage text of `select`. */
 export const usage =
@@ -41,17 +35,7 @@ export const usage =
   "quality"}.`;
 
 function parseOptions(values: Record<string, unknown>): Record<string, unknown> {
-  const opts: Record<string, unknown> = {};
-  for (const kv of (values.option as string[] | undefined) ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new InputError(`select: --option must be KEY=VALUE, got "${kv}"`);
-    const v = kv.slice(eq + 1);
-    let parsed: unknown = v;
-    try {
-      parsed = JSON.parse(v);
-    } catch { /* a plain string */ }
-    opts[kv.slice(0, eq)] = parsed;
-  }
+  const opts = keyValueOptions("select", "option", values.option as string[] | undefined);
   for (const name of ["gamma", "eta", "k"]) {
     const n = numberFlag("select", values, name);
     if (n !== undefined) opts[name] = n;
@@ -88,7 +72,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseFlags("select", args, {
     proposals: { type: "string" },
     out: { type: "string" },
-    filter: { type: "string", default: "prior" },
+    filter: { type: "string", default: DEFAULT_PLUGINS.filter },
     gamma: { type: "string" },
     eta: { type: "string" },
     k: { type: "string" },
@@ -100,16 +84,16 @@ export async function run(args: string[]): Promise<number> {
     "plugin-timeout": { type: "string" },
     json: { type: "boolean", default: false },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const propFile = requireFlag("select", values, "proposals");
   const outFile = requireFlag("select", values, "out");
   await checkOutputs("--out", { files: [outFile] });
   const options = parseOptions(values);
-  const tious = typeof values.tiou === "string" ? parseTious(values.tiou) : [...THUMOS_TIOUS];
+  const tiou = typeof values.tiou === "string" ? parseTious(values.tiou) : undefined;
   if (values.gt === undefined && (values.subset !== undefined || values.tiou !== undefined)) {
     throw new InputError("select: --subset and --tiou need --gt");
   }
   setPluginCallTimeout(numberFlag("select", values, "plugin-timeout"));
-  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const filterName = values.filter as string;
   const filter = await getPlugin("filter", filterName);
 
@@ -151,8 +135,8 @@ export async function run(args: string[]): Promise<number> {
       if (!warned.has(m)) logErr(m);
       warned.add(m);
     };
-    const qb = pseudoLabelQuality(gt, proposals, { tious, onWarning });
-    const qa = pseudoLabelQuality(gt, after, { tious, onWarning });
+    const qb = pseudoLabelQuality(gt, proposals, { tiou, onWarning });
+    const qa = pseudoLabelQuality(gt, after, { tiou, onWarning });
     const pick = (q: PseudoLabelQuality) => ({
       tiou: q.tiou,
       mAP: q.mAP,

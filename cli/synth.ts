@@ -15,6 +15,7 @@ import {
   requireFlag,
 } from "../lib/cli_util.ts";
 import { synthesize, type SynthFormat } from "../datasets/synth.ts";
+import { loadPluginModule } from "../registry.ts";
 
 /** Usage text of `synth`. */
 export const usage = `usage: deno run -A mod.ts synth --out DIR [FLAGS]
@@ -29,7 +30,8 @@ ActivityNet-like geometry (DIR/activitynet/).
   --videos N         deterministic split-balanced subset (default: all 412; ANet: 300)
   --seed S           seed (default 0)
   --format F         npy (default) | npy.gz | npz | zip (one features .zip per layout)
-  --json             print a JSON summary as the last stdout line`;
+  --json             print a JSON summary as the last stdout line
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 const FORMATS = ["npy", "npy.gz", "npz", "zip"];
 
@@ -43,7 +45,9 @@ export async function run(args: string[]): Promise<number> {
     seed: { type: "string" },
     format: { type: "string" },
     json: { type: "boolean" },
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const out = requireFlag("synth", values, "out");
   const like = (values.like as string | undefined) ?? "thumos14";
   if (like !== "thumos14" && like !== "activitynet") {

@@ -1,6 +1,6 @@
 /**
- * `train`: train the TriDet student on pseudo labels of the training videos (SPEC §6), detect
- * on the test videos, write checkpoints and an ActivityNet result file.
+ * `train`: train the TriDet student on pseudo labels of the training videos (paper Sec. 3.3),
+ * detect on the test videos, write checkpoints and an ActivityNet result file.
  *
  * @module
  */
@@ -8,24 +8,33 @@ import * as path from "node:path";
 import * as fs from "node:fs/promises";
 import { DivergenceError, InputError } from "../lib/errors.ts";
 import { atomicWriteJson, checkOutputs, exists, lockRunFolder, readJson } from "../lib/io.ts";
-import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
+import {
+  isInteractive,
+  keyValueOptions,
+  logErr,
+  numberFlag,
+  parseFlags,
+  Progress,
+  requireFlag,
+} from "../lib/cli_util.ts";
 import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
-import type { Dataset } from "../datasets/types.ts";
 import {
   evaluateDetections,
-  parseResults,
-  type ResultsFile,
-  THUMOS_TIOUS,
-  toResultsFile,
+  readResultsFile,
+  tiouFor,
+  writeResultsFile,
 } from "../stages/evaluation.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
 import {
   BEFORE_SWITCH_FILE,
   CHECKPOINT_FILE,
   groundTruthOf,
+  type TrainOutcome,
   trainStudent,
 } from "../stages/training/train.ts";
+import type { StudentResult } from "../lib/plugin_types.ts";
+import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
 
 /** Usage text of `train`. */
 export const usage =
@@ -40,18 +49,11 @@ train --resume DIR [--json]
   DIR/detections_before_switch.json (EMA weights at the teacher switch) and DIR/metrics.json
   (test mAP when the test videos have annotations). --option sets any field of the student
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
-  the flags and config it was started with. --json: last stdout line one object.`;
-
-/** Detections as an official-style ActivityNet result file. */
-export function resultsJson(method: string, dets: readonly Detection[]): ResultsFile {
-  return toResultsFile(dets, method, { official: true });
-}
-
-/** Opens a dataset through the shared adapters (`datasets.ts`). */
-export async function openStudentDataset(root: string, layout?: string): Promise<Dataset> {
-  const { openDataset } = await import("../datasets.ts");
-  return await openDataset(root, layout ? { layout } : {});
-}
+  the flags and config it was started with. --json: last stdout line one object.
+  --student NAME runs another student plugin (default tridet-ema; load it with --plugin): it gets
+  --seed, DIR as its folder and --option KEY=VALUE as its options; the tridet-ema flags do not
+  apply to it.
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
 
 const ARGS_FILE = "train_args.json";
 
@@ -75,8 +77,11 @@ export async function run(args: string[]): Promise<number> {
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },
+    student: { type: "string" },
     json: { type: "boolean", default: false },
+    plugin: { type: "string", multiple: true },
   });
+  for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
   const json = values.json === true;
   let v: Record<string, unknown> = { ...values };
   const resumeDir = typeof values.resume === "string" ? values.resume : undefined;
@@ -90,12 +95,7 @@ export async function run(args: string[]): Promise<number> {
     };
     v.out = resumeDir;
   }
-  const need = (k: string) => {
-    if (typeof v[k] !== "string" || v[k] === "") {
-      throw new InputError(`train: missing required flag --${k}`);
-    }
-    return v[k] as string;
-  };
+  const need = (k: string) => requireFlag("train", v, k);
   const labelsFile = need("pseudo-labels");
   const root = need("root");
   const out = need("out");
@@ -123,20 +123,19 @@ export async function run(args: string[]): Promise<number> {
     checkpointEvery: num("checkpoint-every"),
     ema: v["no-ema"] === true ? false : undefined,
   };
-  for (const kv of (v.option as string[] | undefined) ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq <= 0) throw new InputError(`train: --option must be KEY=VALUE, got "${kv}"`);
-    let parsed: unknown = kv.slice(eq + 1);
-    try {
-      parsed = JSON.parse(parsed as string);
-    } catch { /* a plain string */ }
-    options[kv.slice(0, eq)] = parsed;
-  }
-  const cfg = configFromOptions(options);
+  const extra = keyValueOptions("train", "option", v.option as string[] | undefined);
+  Object.assign(options, extra);
+  const stuName = typeof v.student === "string" ? v.student : DEFAULT_PLUGINS.student;
+  const builtin = stuName === DEFAULT_PLUGINS.student;
+  const cfg = builtin ? configFromOptions(options) : undefined;
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
-  const dataset = await openStudentDataset(root, v.layout as string | undefined);
-  const labels = parseResults(await readJson(labelsFile), labelsFile);
+  const { openDataset, packageRoots } = await import("../datasets.ts");
+  const layout = v.layout as string | undefined;
+  // A folder with both packages: the student reads actionformer/.
+  const pkg = layout ? null : await packageRoots(root);
+  const dataset = await openDataset(pkg?.student ?? root, layout ? { layout } : {});
+  const labels = await readResultsFile(labelsFile);
   if (!resumeDir) {
     const keep = Object.fromEntries(
       Object.entries(values).filter(([k, x]) => x !== undefined && k !== "json" && k !== "resume"),
@@ -146,39 +145,55 @@ export async function run(args: string[]): Promise<number> {
     await atomicWriteJson(path.join(out, ARGS_FILE), keep, true);
   }
   const t0 = performance.now();
-  const r = await trainStudent(dataset, labels, {
-    config: cfg,
-    seed,
-    outDir: out,
-    resume: resumeDir !== undefined,
-    log: logErr,
-    progress: (label, total) => new Progress(label, total, isInteractive(json)),
-    evalRaw: v["eval-raw"] === true,
-  }).catch(async (e) => {
-    // A run that diverged before its first checkpoint leaves nothing to resume: drop the
-    // argument file it wrote, so the folder holds no trace of a run that never was.
-    if (e instanceof DivergenceError && !resumeDir) {
-      if (!(await exists(path.join(out, CHECKPOINT_FILE)))) {
-        await fs.rm(path.join(out, ARGS_FILE), { force: true });
+  const progress = (label: string, total: number) =>
+    new Progress(label, total, isInteractive(json));
+  const r: Partial<TrainOutcome> & StudentResult = await (cfg
+    ? trainStudent(dataset, labels, {
+      config: cfg,
+      seed,
+      outDir: out,
+      resume: resumeDir !== undefined,
+      log: logErr,
+      progress,
+      evalRaw: v["eval-raw"] === true,
+    })
+    : (async () => {
+      // Another student plugin from the registry: it gets --option KEY=VALUE as its options.
+      const plugin = await getPlugin("student", stuName);
+      const ctx = {
+        options: extra,
+        seed,
+        backend,
+        outDir: out,
+        resume: resumeDir !== undefined,
+        log: logErr,
+        progress,
+      };
+      return await guardPluginCall(plugin, "train", () => plugin.train(dataset, labels, ctx));
+    })()).catch(async (e) => {
+      // A run that diverged before its first checkpoint leaves nothing to resume: drop the
+      // argument file it wrote, so the folder holds no trace of a run that never was.
+      if (e instanceof DivergenceError && !resumeDir) {
+        if (!(await exists(path.join(out, CHECKPOINT_FILE)))) {
+          await fs.rm(path.join(out, ARGS_FILE), { force: true });
+        }
       }
-    }
-    throw e;
-  });
-  await atomicWriteJson(
-    path.join(out, "detections.json"),
-    resultsJson("[Student] tridet-ema", r.test),
-  );
+      throw e;
+    });
+  await writeResultsFile(path.join(out, "detections.json"), r.test, `[Student] ${stuName}`);
   if (r.testBeforeSwitch) {
-    await atomicWriteJson(
+    await writeResultsFile(
       path.join(out, "detections_before_switch.json"),
-      resultsJson("[Student before EMA switch] tridet-ema", r.testBeforeSwitch),
+      r.testBeforeSwitch,
+      `[Student before EMA switch] ${stuName}`,
     );
   }
   const gtTest = groundTruthOf(dataset, "test");
+  const tiou = tiouFor(dataset.layout, dataset.classes.length);
   const score = (d?: Detection[]) =>
     d && gtTest.instances.length
       ? (({ mAP, average }) => ({ mAP, average }))(
-        evaluateDetections(gtTest, d, { tious: THUMOS_TIOUS }),
+        evaluateDetections(gtTest, d, { tiou }),
       )
       : undefined;
   // Training-video ground truth is read only here, to report pseudo-label quality.
@@ -189,7 +204,7 @@ export async function run(args: string[]): Promise<number> {
     : undefined;
   const metrics = {
     backend: backend.backend,
-    tiou: THUMOS_TIOUS,
+    tiou,
     pseudoLabelAverageMAP: pseudo,
     test: score(r.test),
     testBeforeSwitch: score(r.testBeforeSwitch),

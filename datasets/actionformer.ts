@@ -1,5 +1,5 @@
 /**
- * THUMOS'14 in the ActionFormer layout (SPEC §2.3):
+ * THUMOS'14 in the ActionFormer layout (actionformer_release `libs/datasets/thumos14.py`):
  *
  * ```
  * ROOT/annotations/thumos14.json      {"database": {vid: {subset, duration, fps, annotations}}}

@@ -1,5 +1,6 @@
 /**
- * ActivityNet v1.3 (SPEC §2.6). Annotations, either:
+ * ActivityNet v1.3 (activitynet/ActivityNet `Evaluation/`; BSN's annotation files). Annotations,
+ * either:
  * - the official database JSON (`activity_net.v1-3.min.json`: `{"database": {ytid: {subset,
  *   duration, annotations: [{label, segment}]}}}`), or
  * - the BSN pair `anet_anno_action.json` (`{"v_<ytid>": {duration_second, annotations}}`)

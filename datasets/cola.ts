@@ -1,5 +1,6 @@
 /**
- * THUMOS'14 in the CoLA / BaS-Net layout (SPEC §2.2), the generator's input:
+ * THUMOS'14 in the CoLA / BaS-Net layout (CoLA `core/dataset.py`, `NpyFeature`), the generator's
+ * input:
  *
  * ```
  * ROOT/gt.json                         {"database": {vid: {subset, annotations}}}, string segments

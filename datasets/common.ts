@@ -8,6 +8,7 @@
 import { InputError } from "../lib/errors.ts";
 import type { Annotation, Dataset, FeatureGrid, Split, VideoFeatures, VideoMeta } from "./types.ts";
 import { gridToSeconds } from "./time.ts";
+import { parseSegment } from "../lib/segment.ts";
 import {
   checkFeatureArray,
   type FeatureReadOptions,
@@ -15,7 +16,10 @@ import {
   type FeatureStore,
 } from "./features.ts";
 
-/** The fixed alphabetical THUMOS'14 class table (SPEC §2.1): id = index. */
+/**
+ * The fixed alphabetical THUMOS'14 class table (FuSTAL `CrossVideo-Generator/core/config.py`,
+ * `CLASS_DICT`): id = index.
+ */
 export const THUMOS14_CLASSES: readonly string[] = [
   "BaseballPitch",
   "BasketballDunk",
@@ -110,25 +114,9 @@ export function parseAnnotations(
     return {
       label: String(r.label),
       classId: classIdOf(classes, index, r.label, file, video),
-      segment: parseSegment(r.segment, file, video),
+      segment: parseSegment(r.segment, `${file}: video ${video}`),
     };
   });
-}
-
-/** Parses one `[start, end]` segment (numbers or numeric strings). */
-export function parseSegment(seg: unknown, file: string, video: string): [number, number] {
-  if (!Array.isArray(seg) || seg.length !== 2) {
-    throw new InputError(`${file}: video ${video}: segment ${JSON.stringify(seg)} is not [s, e]`);
-  }
-  const s = Number(seg[0]);
-  const e = Number(seg[1]);
-  if (!Number.isFinite(s) || !Number.isFinite(e) || seg[0] === "" || seg[1] === "") {
-    throw new InputError(`${file}: video ${video}: segment ${JSON.stringify(seg)} is not numeric`);
-  }
-  if (e < s) {
-    throw new InputError(`${file}: video ${video}: segment [${s}, ${e}] ends before it starts`);
-  }
-  return [s, e];
 }
 
 /**
@@ -208,12 +196,19 @@ export function concatColumns(parts: VideoFeatures[]): VideoFeatures {
 
 /** Construction data of a {@linkcode StreamingDataset}. */
 export interface StreamingInit {
+  /** Layout name (`actionformer`, `cola`, `activitynet`, ...). */
   layout: string;
+  /** The dataset's root folder. */
   root: string;
+  /** Class names; a class id is an index into this list. */
   classes: string[];
+  /** Every video's metadata. */
   metas: VideoMeta[];
+  /** Where each video's features are, by video id. */
   sources: Map<string, VideoSource>;
+  /** The feature stores the sources point into. */
   stores: FeatureStore[];
+  /** Reject non-finite feature values when loading. */
   checkFinite: boolean;
   /** Grid of a video once its length is known (ActivityNet: uniform over the duration). */
   regrid?: (meta: VideoMeta, length: number) => FeatureGrid;
@@ -234,6 +229,7 @@ export class StreamingDataset implements Dataset {
   #stores: FeatureStore[];
   #checkFinite: boolean;
 
+  /** A dataset over the videos and feature stores of `init`, rows of `featureDim` values. */
   constructor(init: StreamingInit, featureDim: number) {
     this.layout = init.layout;
     this.root = init.root;

@@ -14,7 +14,7 @@
  * @module
  */
 import * as zlib from "node:zlib";
-import { fflate } from "../deps.ts";
+import { fflate } from "../deps_light.ts";
 import { InputError } from "../lib/errors.ts";
 
 /** Which implementation inflates whole members. */

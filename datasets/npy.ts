@@ -40,9 +40,6 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
 
-/** Smallest prefix that always holds a version 1 header's length field. */
-export const NPY_PREAMBLE_BYTES = 12;
-
 /**
  * Parses the header at the start of `bytes` (only the header bytes need to be present).
  * Returns null when `bytes` is too short to hold the whole header (read more and retry).

@@ -6,7 +6,7 @@
  * @module
  */
 import { InputError } from "../lib/errors.ts";
-import { decodeNpy, encodeNpy, type NpyArray, type NpyHeader, tryParseNpyHeader } from "./npy.ts";
+import { decodeNpy, encodeNpy, type NpyArray } from "./npy.ts";
 import { bytesSource, zipBytes, type ZipEntry, ZipReader } from "./zip.ts";
 
 /** Picks the member holding the wanted array; errors list what the archive has. */
@@ -37,20 +37,6 @@ export async function readNpz(bytes: Uint8Array, file: string, key?: string): Pr
   const entry = pickNpzMember(zip, key);
   const data = await zip.read(entry);
   return decodeNpy(data, `${file}: ${entry.name}`);
-}
-
-/** Reads only the `.npy` header of an in-memory `.npz`'s array. */
-export async function readNpzHeader(
-  bytes: Uint8Array,
-  file: string,
-  key?: string,
-): Promise<NpyHeader> {
-  const zip = await ZipReader.open(file, bytesSource(bytes));
-  const entry = pickNpzMember(zip, key);
-  const head = await zip.readPrefix(entry, 4096);
-  const h = tryParseNpyHeader(head, `${file}: ${entry.name}`);
-  if (!h) throw new InputError(`${file}: ${entry.name}: truncated .npy header`);
-  return h;
 }
 
 /** Encodes named float32 arrays as an `.npz` (deflated like `np.savez_compressed` if asked). */

@@ -3,9 +3,9 @@
  *
  * A grid position g (fractional allowed) maps to `(g * stride + offset) / fps` seconds.
  * - CoLA snippets (fps 25, stride 16, offset 0): row i covers [0.64 i, 0.64 (i + 1)) s, so
- *   g is a snippet *boundary* (SPEC §2.2, §4.6).
+ *   g is a snippet *boundary* (FuSTAL `core/utils.py`, `get_proposal_oic`).
  * - ActionFormer windows (video fps, stride 4, window 16, offset 8): row g is *centred* at
- *   (4 g + 8) / fps s (SPEC §2.3): 10 s at 30 fps is g = 73.
+ *   (4 g + 8) / fps s (actionformer_release `libs/datasets/thumos14.py`): 10 s at 30 fps is g = 73.
  *
  * @module
  */

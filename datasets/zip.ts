@@ -256,6 +256,7 @@ export class ZipWriter {
   #central: Uint8Array[] = [];
   #count = 0;
 
+  /** A writer that appends the archive's bytes to `sink`. */
   constructor(sink: ByteSink) {
     this.#sink = sink;
   }

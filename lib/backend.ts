@@ -178,11 +178,6 @@ async function selectBackend(name: BackendName): Promise<BackendInfo> {
   return current;
 }
 
-/** The backend chosen by the last {@linkcode initBackend}, or null before any. */
-export function currentBackend(): BackendInfo | null {
-  return current;
-}
-
 /** One line for logs: `backend wasm (adapter: llvmpipe ..., software)`. */
 export function describeBackend(info: BackendInfo): string {
   const ad = info.adapter

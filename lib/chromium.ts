@@ -29,11 +29,13 @@ const FLAGS = [
 
 /**
  * Loads `file` in headless Chromium and returns the serialised DOM after load, and a PNG
- * screenshot's size in bytes.
+ * screenshot (its path and size in bytes) of a window `width` px wide and `height` px high.
  */
 export async function renderInChromium(
   chromium: string,
   file: string,
+  width = 1400,
+  height = 1600,
 ): Promise<{ dom: string; screenshotBytes: number; screenshot: string }> {
   const profile = await Deno.makeTempDir({ prefix: "fustal-chromium-" });
   const url = new URL(`file://${file}`).href;
@@ -48,7 +50,8 @@ export async function renderInChromium(
       args: [
         ...FLAGS,
         `--user-data-dir=${profile}/2`,
-        "--window-size=1000,1600",
+        `--window-size=${width},${height}`,
+        "--hide-scrollbars",
         `--screenshot=${shot}`,
         url,
       ],

@@ -80,9 +80,23 @@ export class LossWatch {
   }
 }
 
-/** Throws an {@linkcode InputError} naming `file` when `cond` is false. */
-export function check(cond: unknown, file: string, problem: string): asserts cond {
-  if (!cond) throw new InputError(`${file}: ${problem}`);
+/**
+ * Throws an {@linkcode InputError} naming `what` when `options` has a key outside `allowed`
+ * (a misspelt option would otherwise be ignored without a word).
+ */
+export function rejectUnknownKeys(
+  options: object,
+  allowed: readonly string[],
+  what: string,
+): void {
+  const unknown = Object.keys(options).filter((k) => !allowed.includes(k));
+  if (unknown.length) {
+    throw new InputError(
+      `${what}: unknown option${unknown.length > 1 ? "s" : ""} ${
+        unknown.map((k) => JSON.stringify(k)).join(", ")
+      } (known: ${allowed.join(", ")})`,
+    );
+  }
 }
 
 /** True for errors that should be reported as a one-line user error. */

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Detection } from "./types.ts";
-import type { Dataset, VideoMeta } from "../datasets/types.ts";
+import type { Dataset, VideoMeta } from "./dataset_types.ts";
 import type { BackendInfo } from "./backend.ts";
 
 /** A point of a training curve. */
@@ -90,6 +90,8 @@ export interface DatasetPlugin {
   name: string;
   /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Options the plugin reads: name -> one-line description (listed by `plugins`). */
+  options?: Readonly<Record<string, string>>;
   /** True when `root` looks like this layout (used by auto-detection). */
   detect?(root: string): boolean | Promise<boolean>;
   /** Opens the dataset at `root`. */
@@ -104,6 +106,8 @@ export interface GeneratorPlugin {
   name: string;
   /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Options the plugin reads: name -> one-line description (listed by `plugins`). */
+  options?: Readonly<Record<string, string>>;
   /** Trains on the dataset's training videos and returns proposals and test detections. */
   generate(dataset: Dataset, context: StageContext): Promise<GeneratorResult>;
 }
@@ -116,6 +120,8 @@ export interface FilterPlugin {
   name: string;
   /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Options the plugin reads: name -> one-line description (listed by `plugins`). */
+  options?: Readonly<Record<string, string>>;
   /** Returns the proposals of `context.videoId` to keep (pseudo labels). */
   apply(proposals: Detection[], context: FilterContext): Detection[] | Promise<Detection[]>;
 }
@@ -128,6 +134,8 @@ export interface StudentPlugin {
   name: string;
   /** One-line description shown by the plugin listing. */
   description?: string;
+  /** Options the plugin reads: name -> one-line description (listed by `plugins`). */
+  options?: Readonly<Record<string, string>>;
   /** Trains on the pseudo labels of the training videos and returns test detections. */
   train(dataset: Dataset, pseudoLabels: Detection[], context: StageContext): Promise<StudentResult>;
 }
@@ -137,3 +145,26 @@ export type Plugin = DatasetPlugin | GeneratorPlugin | FilterPlugin | StudentPlu
 
 /** The kinds of plugin. */
 export const PLUGIN_KINDS = ["dataset", "generator", "filter", "student"] as const;
+
+/**
+ * Option docs of a plugin configured by presets: `preset` plus one entry per config field,
+ * described by its value in each preset (e.g. `default 400, paper 6000`). `extra` adds or
+ * overrides entries.
+ */
+export function presetOptionDocs(
+  presets: Readonly<Record<string, object>>,
+  extra: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const names = Object.keys(presets);
+  const show = (v: unknown) => {
+    const s = JSON.stringify(v) ?? "undefined";
+    return s.length > 30 ? `${s.slice(0, 27)}...` : s;
+  };
+  const out: Record<string, string> = { preset: `one of ${names.join(", ")}` };
+  for (const k of Object.keys(presets[names[0]])) {
+    out[k] = names.map((n) => `${n} ${show((presets[n] as Record<string, unknown>)[k])}`).join(
+      ", ",
+    );
+  }
+  return { ...out, ...extra };
+}

@@ -32,7 +32,7 @@ import type {
   GeneratorResult,
   StageContext,
   VideoMeta,
-} from "../mod.ts";
+} from "../plugins.ts";
 
 interface Options {
   epochs: number;

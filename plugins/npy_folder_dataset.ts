@@ -41,7 +41,7 @@ import type {
   Split,
   VideoFeatures,
   VideoMeta,
-} from "../mod.ts";
+} from "../plugins.ts";
 
 interface NpyHeader {
   dtype: "<f4" | "<f8";

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Detection, FilterContext, FilterPlugin } from "../mod.ts";
+import type { Detection, FilterContext, FilterPlugin } from "../plugins.ts";
 
 function numberOption(ctx: FilterContext, name: string, dflt: number): number {
   const v = ctx.options[name];

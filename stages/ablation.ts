@@ -22,6 +22,10 @@ import {
   writeDefaultDataset,
 } from "./pipeline.ts";
 
+export type { FuSTALConfig, FuSTALResult, MapFigures, QualityFigures } from "./pipeline.ts";
+export type { BackendName } from "../lib/backend.ts";
+export type { ProgressSink } from "../lib/plugin_types.ts";
+
 /** One row of the ablation, with the switches it sets. */
 export interface AblationRowSpec {
   /** Row number, 1-4. */

@@ -1,7 +1,8 @@
 /**
  * ActivityNet-style temporal detection mAP, with the semantics of the official evaluator
- * (`Evaluation/eval_detection.py`, `compute_average_precision_detection`) as restated in
- * SPEC §7. Pure TypeScript, no tensors: ~21k detections score in tens of milliseconds.
+ * (activitynet/ActivityNet `Evaluation/eval_detection.py`,
+ * `compute_average_precision_detection`). Pure TypeScript, no tensors: ~21k detections score
+ * in tens of milliseconds.
  *
  * Tie rules (the official code uses numpy's unstable argsort; any fixed rule can only differ
  * on exact ties): detections of a class are visited by descending score, equal scores with
@@ -19,8 +20,10 @@
  *
  * @module
  */
-import { InputError } from "../lib/errors.ts";
-import { readJson } from "../lib/io.ts";
+import { InputError, rejectUnknownKeys } from "../lib/errors.ts";
+import { atomicWriteJson, readJson } from "../lib/io.ts";
+import { parseSegment } from "../lib/segment.ts";
+import { VERSION } from "../lib/version.ts";
 import type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
 
 /** tIoU thresholds used by THUMOS'14 papers: 0.1:0.7:0.1. */
@@ -55,8 +58,8 @@ export interface EvalResult {
 
 /** Options of {@linkcode evaluateDetections}. */
 export interface EvalOptions {
-  /** tIoU thresholds (default THUMOS'14 0.1:0.7). */
-  tious?: readonly number[];
+  /** tIoU thresholds (default: {@linkcode tiouFor} the ground truth's class count). */
+  tiou?: readonly number[];
   /** Called once per unknown label that was ignored. */
   onWarning?: (message: string) => void;
 }
@@ -168,7 +171,7 @@ export function evaluateDetections(
   preds: readonly Detection[],
   options: EvalOptions = {},
 ): EvalResult {
-  const tious = [...(options.tious ?? THUMOS_TIOUS)];
+  rejectUnknownKeys(options, EVAL_OPTION_KEYS, "evaluation options");
   const gtByClass = new Map<string, GroundTruthInstance[]>();
   for (const g of gt.instances) {
     const l = gtByClass.get(g.label);
@@ -176,6 +179,7 @@ export function evaluateDetections(
     else gtByClass.set(g.label, [g]);
   }
   const classes = [...gtByClass.keys()].sort();
+  const tious = [...(options.tiou ?? tiouFor(undefined, classes.length))];
   const predByClass = new Map<string, Detection[]>(classes.map((c) => [c, []]));
   const unknown = new Map<string, number>();
   for (const p of preds) {
@@ -218,21 +222,6 @@ export function evaluateDetections(
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Parses a segment given as two numbers or two numeric strings (CoLA `gt.json`). */
-export function parseSegment(v: unknown, where: string): Segment {
-  if (!Array.isArray(v) || v.length !== 2) {
-    throw new InputError(`${where}: segment is not a pair of numbers (${JSON.stringify(v)})`);
-  }
-  const out = v.map((x) => (typeof x === "string" && x.trim() !== "" ? Number(x) : x));
-  if (
-    typeof out[0] !== "number" || typeof out[1] !== "number" || !isFinite(out[0]) ||
-    !isFinite(out[1])
-  ) {
-    throw new InputError(`${where}: segment is not a pair of numbers (${JSON.stringify(v)})`);
-  }
-  return [out[0], out[1]];
 }
 
 /**
@@ -328,8 +317,8 @@ export interface ResultsFile {
  * The result file of `detections` (the inverse of {@linkcode parseResults}): videos in order of
  * `videoIds` first (each listed video gets a list, empty when it has no detection), then of
  * first appearance; within a video, the detections' order. `official` adds the `version` and
- * `external_data` keys of the official ActivityNet format (SPEC §2.5); without it the file is
- * exactly the reference generator's `{method, results}` (SPEC §2.4).
+ * `external_data` keys of the official ActivityNet format (`Evaluation/eval_detection.py`); without
+ * it the file is exactly the reference generator's `{method, results}` (`result2json`).
  */
 export function toResultsFile(
   detections: readonly Detection[],
@@ -346,8 +335,35 @@ export function toResultsFile(
     });
   }
   return options.official
-    ? { version: "FuSTAL-TS 0.1", method, results, external_data: { used: false, details: "" } }
+    ? {
+      version: `FuSTAL-TS ${VERSION}`,
+      method,
+      results,
+      external_data: { used: false, details: "" },
+    }
     : { method, results };
+}
+
+/**
+ * Writes detections as a result file, atomically (the one writer of every stage's and
+ * command's result files). `official` (default true) adds the official format's keys, see
+ * {@linkcode toResultsFile}.
+ */
+export async function writeResultsFile(
+  file: string,
+  detections: readonly Detection[],
+  method: string,
+  options: { videoIds?: readonly string[]; official?: boolean } = {},
+): Promise<void> {
+  await atomicWriteJson(
+    file,
+    toResultsFile(detections, method, { official: true, ...options }),
+  );
+}
+
+/** Reads a result file (see {@linkcode parseResults}); errors name the file. */
+export async function readResultsFile(file: string): Promise<Detection[]> {
+  return parseResults(await readJson(file), file);
 }
 
 /** Reads detections from `{"results": {vid: [{"label", "score", "segment"}]}}`. */
@@ -417,7 +433,18 @@ export function parseTious(spec: string): number[] {
   return out;
 }
 
-/** Default thresholds of a dataset family. */
+/**
+ * The tIoU thresholds a dataset is scored at, the one rule every stage and command uses:
+ * ActivityNet's 0.5:0.95 for the `activitynet` layout or 100 classes and more (ActivityNet
+ * v1.3 has 200), THUMOS'14's 0.1:0.7 otherwise (20 classes).
+ */
+export function tiouFor(layout: string | undefined, classCount: number): number[] {
+  return layout === "activitynet" || classCount >= 100 ? [...ACTIVITYNET_TIOUS] : [
+    ...THUMOS_TIOUS,
+  ];
+}
+
+/** Default thresholds of a dataset family named on the command line (`--dataset`). */
 export function datasetTious(name: string): number[] {
   if (name === "thumos14") return [...THUMOS_TIOUS];
   if (name === "activitynet") return [...ACTIVITYNET_TIOUS];
@@ -430,15 +457,21 @@ export interface EvalFileOptions extends EvalOptions {
   subset?: string;
 }
 
+const EVAL_OPTION_KEYS = ["tiou", "onWarning"] as const satisfies readonly (keyof EvalOptions)[];
+const EVAL_FILE_OPTION_KEYS = [...EVAL_OPTION_KEYS, "subset"] as const satisfies readonly (
+  keyof EvalFileOptions
+)[];
+
 /** Reads both files and evaluates; errors name the file and problem. */
 export async function evaluateFiles(
   gtFile: string,
   predFile: string,
   options: EvalFileOptions = {},
 ): Promise<EvalResult> {
+  rejectUnknownKeys(options, EVAL_FILE_OPTION_KEYS, "evaluateFiles options");
   const gt = parseGroundTruth(await readJson(gtFile), gtFile, options.subset);
-  const preds = parseResults(await readJson(predFile), predFile);
-  return evaluateDetections(gt, preds, options);
+  const preds = await readResultsFile(predFile);
+  return evaluateDetections(gt, preds, { tiou: options.tiou, onWarning: options.onWarning });
 }
 
 /** Formats a result as a fixed-width table (percent, one decimal), per tIoU then average. */

@@ -23,6 +23,7 @@ import {
   describeBackend,
   initBackend,
 } from "../lib/backend.ts";
+import { rejectUnknownKeys } from "../lib/errors.ts";
 import { atomicWrite, atomicWriteJson, checkOutputs, exists, readJson } from "../lib/io.ts";
 import type { Detection } from "../lib/types.ts";
 import type {
@@ -33,18 +34,28 @@ import type {
   StudentResult,
 } from "../lib/plugin_types.ts";
 import type { Dataset, Split } from "../datasets/types.ts";
-import { checkPluginOutput, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
 import {
-  ACTIVITYNET_TIOUS,
+  checkPluginOutput,
+  DEFAULT_PLUGINS,
+  getPlugin,
+  guardPluginCall,
+  loadPluginModule,
+} from "../registry.ts";
+import {
   evaluateDetections,
   groundTruthFromVideos,
-  parseResults,
-  type ResultsFile,
-  THUMOS_TIOUS,
-  toResultsFile,
+  readResultsFile,
+  tiouFor,
+  writeResultsFile,
 } from "./evaluation.ts";
 import { groupByVideo, pseudoLabelQuality, selectProposals } from "./selection.ts";
-import { renderReport, type VideoTimeline } from "../lib/report.ts";
+import {
+  type CurveAxes,
+  renderReport,
+  type ReportHeader,
+  type VideoTimeline,
+} from "../lib/report.ts";
+import { VERSION } from "../lib/version.ts";
 
 /** Configuration of {@linkcode runFuSTAL}; every field is optional. */
 export interface FuSTALConfig {
@@ -96,11 +107,40 @@ export interface FuSTALConfig {
   reuseGenerationFrom?: string;
   /** Plugin modules (paths or URLs) to load first. */
   plugins?: string[];
+  /** The command line that started the run, for the report header (default: the call). */
+  command?: string;
   /** Log sink (default: stderr). */
   onLog?: (line: string) => void;
   /** Progress indicator factory (default: none). */
   progress?: (label: string, total: number) => ProgressSink;
 }
+
+// Every key of FuSTALConfig (the compiler checks the list is complete): others are an error.
+const CONFIG_KEYS: Record<keyof FuSTALConfig, true> = {
+  root: true,
+  layout: true,
+  generatorRoot: true,
+  studentRoot: true,
+  out: true,
+  resume: true,
+  backend: true,
+  preset: true,
+  seed: true,
+  synth: true,
+  generator: true,
+  generatorOptions: true,
+  crossVideo: true,
+  filter: true,
+  filterOptions: true,
+  student: true,
+  studentOptions: true,
+  ema: true,
+  reuseGenerationFrom: true,
+  plugins: true,
+  command: true,
+  onLog: true,
+  progress: true,
+};
 
 /** Quality of a proposal set on the training videos. */
 export interface QualityFigures {
@@ -172,19 +212,19 @@ function stageKeys(config: FuSTALConfig, seed: number, preset: string) {
   const generation = JSON.stringify({
     data,
     preset,
-    generator: config.generator ?? "cola-xv",
+    generator: config.generator ?? DEFAULT_PLUGINS.generator,
     crossVideo: config.crossVideo ?? true,
     options: config.generatorOptions ?? {},
     reuse: config.reuseGenerationFrom,
   });
   const selection = JSON.stringify({
     generation,
-    filter: config.filter ?? "prior",
+    filter: config.filter ?? DEFAULT_PLUGINS.filter,
     options: config.filterOptions ?? {},
   });
   const training = JSON.stringify({
     selection,
-    student: config.student ?? "tridet-ema",
+    student: config.student ?? DEFAULT_PLUGINS.student,
     ema: config.ema ?? true,
     options: config.studentOptions ?? {},
   });
@@ -198,14 +238,6 @@ function spansOf(ds: Dataset): Map<string, { duration: number }> {
 
 function nopProgress(): ProgressSink {
   return { update() {}, done() {} };
-}
-
-function toResultsJson(method: string, dets: readonly Detection[]): ResultsFile {
-  return toResultsFile(dets, method, { official: true });
-}
-
-async function readResultsFile(file: string): Promise<Detection[]> {
-  return parseResults(await readJson(file), file);
 }
 
 async function openRoot(root: string, layout?: string): Promise<Dataset> {
@@ -241,10 +273,11 @@ async function openDatasets(
   config: FuSTALConfig,
   dataRoot: string,
 ): Promise<{ gen: Dataset; stu: Dataset }> {
-  const split = !config.layout && await exists(path.join(dataRoot, "cola")) &&
-    await exists(path.join(dataRoot, "actionformer"));
-  const genRoot = config.generatorRoot ?? (split ? path.join(dataRoot, "cola") : dataRoot);
-  const stuRoot = config.studentRoot ?? (split ? path.join(dataRoot, "actionformer") : dataRoot);
+  const { packageRoots } = await import("../datasets.ts");
+  const pkg = config.layout ? null : await packageRoots(dataRoot);
+  const split = pkg !== null;
+  const genRoot = config.generatorRoot ?? pkg?.generator ?? dataRoot;
+  const stuRoot = config.studentRoot ?? pkg?.student ?? dataRoot;
   const gen = await openRoot(genRoot, split || config.generatorRoot ? undefined : config.layout);
   const stu = genRoot === stuRoot
     ? gen
@@ -267,6 +300,7 @@ function figures(q: ReturnType<typeof pseudoLabelQuality>): QualityFigures {
  * `run` command is a thin wrapper around this function.
  */
 export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult> {
+  rejectUnknownKeys(config, Object.keys(CONFIG_KEYS), "runFuSTAL config");
   const log = config.onLog ?? ((l: string) => console.error(l));
   const progress = config.progress ?? nopProgress;
   const out = path.resolve(config.out ?? "runs/default");
@@ -348,7 +382,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   let t0 = performance.now();
   let dataRoot = config.root ? path.resolve(config.root) : path.join(out, "data");
   if (!config.root && !config.generatorRoot) {
-    const synthDone = isDone("data") && await exists(path.join(dataRoot, "cola"));
+    const { packageRoots } = await import("../datasets.ts");
+    const synthDone = isDone("data") && await packageRoots(dataRoot) !== null;
     if (!synthDone) {
       log(`data: writing the synthetic THUMOS'14-shaped dataset to ${dataRoot}`);
       await writeDefaultDataset(dataRoot, config);
@@ -359,8 +394,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   }
   const { gen, stu } = await openDatasets(config, dataRoot);
   seconds.data = (performance.now() - t0) / 1000;
-  const anet = gen.layout === "activitynet" || gen.classes.length > 20;
-  const tious = [...(anet ? ACTIVITYNET_TIOUS : THUMOS_TIOUS)];
+  const tious = tiouFor(gen.layout, gen.classes.length);
   const gtTrain = groundTruthFromVideos(gen.list("train"));
   const gtTest = groundTruthFromVideos(gen.list("test"));
   log(
@@ -370,7 +404,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   );
 
   // --- generation
-  const genName = config.generator ?? "cola-xv";
+  const genName = config.generator ?? DEFAULT_PLUGINS.generator;
   let genResult: GeneratorResult;
   t0 = performance.now();
   const reuse = config.reuseGenerationFrom ? path.resolve(config.reuseGenerationFrom) : null;
@@ -389,14 +423,8 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       info: prev.generation?.extra?.info as Record<string, unknown> | undefined,
     };
     if (reuse) {
-      await atomicWriteJson(
-        files.proposals,
-        toResultsJson(`[Generator] ${genName}`, genResult.train),
-      );
-      await atomicWriteJson(
-        files.generatorTest,
-        toResultsJson(`[Generator] ${genName}`, genResult.test),
-      );
+      await writeResultsFile(files.proposals, genResult.train, `[Generator] ${genName}`);
+      await writeResultsFile(files.generatorTest, genResult.test, `[Generator] ${genName}`);
       await finishStage("generation", performance.now(), prev.generation?.extra);
     }
     log(`generation: loaded from ${path.join(from, "proposals.json")}`);
@@ -409,24 +437,18 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     }, await startStage("generation"));
     genResult = await guardPluginCall(generator, "generate", () => generator.generate(gen, genCtx));
     checkPluginOutput(generator, "generate", genResult, spansOf(gen));
-    await atomicWriteJson(
-      files.proposals,
-      toResultsJson(`[Generator] ${genName}`, genResult.train),
-    );
-    await atomicWriteJson(
-      files.generatorTest,
-      toResultsJson(`[Generator] ${genName}`, genResult.test),
-    );
+    await writeResultsFile(files.proposals, genResult.train, `[Generator] ${genName}`);
+    await writeResultsFile(files.generatorTest, genResult.test, `[Generator] ${genName}`);
     // Later stages depend on these proposals: they must run again.
     delete state.selection;
     delete state.training;
     await finishStage("generation", t0, { curves: genResult.curves, info: genResult.info });
   }
   seconds.generation = (performance.now() - t0) / 1000;
-  const genTest = evaluateDetections(gtTest, genResult.test, { tious });
+  const genTest = evaluateDetections(gtTest, genResult.test, { tiou: tious });
 
   // --- selection
-  const filterName = config.filter ?? "prior";
+  const filterName = config.filter ?? DEFAULT_PLUGINS.filter;
   let pseudo: Detection[];
   t0 = performance.now();
   if (isDone("selection") && await exists(files.pseudoLabels)) {
@@ -438,16 +460,13 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       options: config.filterOptions ?? {},
       videos,
     });
-    await atomicWriteJson(
-      files.pseudoLabels,
-      toResultsJson(`[Pseudo labels] ${filterName}`, pseudo),
-    );
+    await writeResultsFile(files.pseudoLabels, pseudo, `[Pseudo labels] ${filterName}`);
     delete state.training;
     await finishStage("selection", t0);
   }
   seconds.selection = (performance.now() - t0) / 1000;
-  const before = pseudoLabelQuality(gtTrain, genResult.train, { tious });
-  const after = pseudoLabelQuality(gtTrain, pseudo, { tious });
+  const before = pseudoLabelQuality(gtTrain, genResult.train, { tiou: tious });
+  const after = pseudoLabelQuality(gtTrain, pseudo, { tiou: tious });
   log(
     `selection (${filterName}): ${genResult.train.length} -> ${pseudo.length} proposals; ` +
       `pseudo-label avg mAP ${(100 * before.average).toFixed(1)} -> ${
@@ -456,7 +475,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   );
 
   // --- training
-  const stuName = config.student ?? "tridet-ema";
+  const stuName = config.student ?? DEFAULT_PLUGINS.student;
   let stuResult: StudentResult;
   t0 = performance.now();
   if (isDone("training") && await exists(files.detections)) {
@@ -477,11 +496,12 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
     );
     stuResult = await guardPluginCall(student, "train", () => student.train(stu, pseudo, stuCtx));
     checkPluginOutput(student, "train", stuResult, spansOf(stu));
-    await atomicWriteJson(files.detections, toResultsJson(`[Student] ${stuName}`, stuResult.test));
+    await writeResultsFile(files.detections, stuResult.test, `[Student] ${stuName}`);
     if (stuResult.testBeforeSwitch) {
-      await atomicWriteJson(
+      await writeResultsFile(
         files.detectionsBeforeSwitch,
-        toResultsJson(`[Student before EMA switch] ${stuName}`, stuResult.testBeforeSwitch),
+        stuResult.testBeforeSwitch,
+        `[Student before EMA switch] ${stuName}`,
       );
     }
     await finishStage("training", t0, { curves: stuResult.curves, info: stuResult.info });
@@ -490,9 +510,9 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
 
   // --- evaluation
   t0 = performance.now();
-  const final = evaluateDetections(gtTest, stuResult.test, { tious });
+  const final = evaluateDetections(gtTest, stuResult.test, { tiou: tious });
   const beforeSwitch = stuResult.testBeforeSwitch
-    ? evaluateDetections(gtTest, stuResult.testBeforeSwitch, { tious })
+    ? evaluateDetections(gtTest, stuResult.testBeforeSwitch, { tiou: tious })
     : undefined;
   seconds.evaluation = (performance.now() - t0) / 1000;
 
@@ -527,7 +547,23 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   await atomicWriteJson(files.metrics, result, true);
   await atomicWrite(
     files.report,
-    buildReport(result, gen, genResult, pseudo, stuResult),
+    buildReport(result, gen, genResult, pseudo, stuResult, {
+      command: config.command ?? "runFuSTAL(config)",
+      seed,
+      preset,
+      overrides: Object.fromEntries(
+        Object.entries(config).filter(([k, v]) =>
+          v !== undefined && typeof v !== "function" && !["command", "seed", "preset"].includes(k)
+        ),
+      ),
+      version: VERSION,
+      backend: describeBackend(backendInfo),
+      date: new Date().toISOString(),
+    }, {
+      // The built-in generator records per iteration, the built-in student per epoch.
+      generator: { x: genName === DEFAULT_PLUGINS.generator ? "iteration" : "step" },
+      student: { x: stuName === DEFAULT_PLUGINS.student ? "epoch" : "step" },
+    }),
   );
   return result;
 }
@@ -538,6 +574,8 @@ function buildReport(
   g: GeneratorResult,
   pseudo: Detection[],
   s: StudentResult,
+  header: ReportHeader,
+  curveAxes: Record<string, CurveAxes>,
 ): string {
   const top = (list: Detection[] | undefined, n: number) =>
     [...(list ?? [])].sort((a, b) => b.score - a.score).slice(0, n);
@@ -576,6 +614,9 @@ function buildReport(
   ];
   return renderReport({
     title: "FuSTAL-TS run",
+    header,
+    classes: gen.classes,
+    curveAxes,
     facts: {
       backend: `${r.backend.name} (${r.backend.adapter ?? "no WebGPU adapter"})`,
       dataset:

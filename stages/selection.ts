@@ -1,6 +1,7 @@
 /**
- * Selection stage (SPEC §5): turns a generator's proposals on the training videos into the
- * pseudo labels the student learns from.
+ * Selection stage (paper Sec. 3.2; FuSTAL `Student-Training/libs/datasets/thumos14.py`,
+ * `get_data`): turns a generator's proposals on the training videos into the pseudo labels the
+ * student learns from.
  *
  * Built-in filters, each a {@linkcode FilterPlugin} called once per video:
  * - `prior` (default, FuSTAL's prior-based filter): for one video, the IoU matrix over ALL of
@@ -16,9 +17,9 @@
  * training videos' ground truth: detection mAP per tIoU (the exact evaluator of
  * `stages/evaluation.ts`) and precision / recall at tIoU 0.5, defined in that function's doc.
  *
- * Empty videos: a video whose proposals are all filtered out keeps an empty list (SPEC §5
- * recommends training it with no positives rather than dropping it), so its key stays in the
- * output file.
+ * Empty videos: a video whose proposals are all filtered out keeps an empty list (it is trained
+ * with no positives rather than dropped, see docs/METHOD.md "Selection"), so its key stays in
+ * the output file.
  *
  * @module
  */
@@ -26,12 +27,16 @@ import { InputError } from "../lib/errors.ts";
 import type { Detection, GroundTruth, Segment } from "../lib/types.ts";
 import type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
 import type { VideoMeta } from "../datasets/types.ts";
-import { evaluateDetections, segmentIoU, THUMOS_TIOUS } from "./evaluation.ts";
-import { checkDetections, describePlugin, guardPluginCall } from "../registry.ts";
+import { evaluateDetections, segmentIoU } from "./evaluation.ts";
+import { checkDetections, describePlugin, guardPluginCall } from "../lib/plugin_guard.ts";
 
-/** Default minimum IoU score (row sum) of the prior filter (SPEC §5, γ). */
+export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "../lib/types.ts";
+export type { FilterContext, FilterPlugin } from "../lib/plugin_types.ts";
+export type { Annotation, FeatureGrid, Split, VideoMeta } from "../lib/dataset_types.ts";
+
+/** Default minimum IoU score (row sum) of the prior filter (paper γ, `get_data`). */
 export const DEFAULT_GAMMA = 0.2;
-/** Default score threshold, strict (SPEC §5, η). */
+/** Default score threshold, strict (paper η, `get_data`). */
 export const DEFAULT_ETA = 0.4;
 /** Default k of the `topk` filter. */
 export const DEFAULT_TOPK = 5;
@@ -64,8 +69,9 @@ function kOption(options: Record<string, unknown>): number {
 }
 
 /**
- * Overlap of two segments as SPEC §5 writes it: intersection over the hull length plus 1e-9
- * (seconds, no "+1"). For overlapping pairs the hull equals the union, so this is the IoU; the
+ * Overlap of two segments as the reference `calculate_iou_matrix` computes it: intersection over
+ * the hull length plus 1e-9 (seconds, no "+1"). For overlapping pairs the hull equals the union, so
+ * this is the IoU; the
  * 1e-9 keeps two zero-length proposals at the same time from dividing by zero.
  */
 export function hullIoU(a: Segment, b: Segment): number {
@@ -143,6 +149,10 @@ export const priorFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "prior",
   description: "FuSTAL prior: keep iff IoU score (row sum, all classes) >= gamma and score > eta",
+  options: {
+    gamma: `minimum IoU score (default ${DEFAULT_GAMMA})`,
+    eta: `score threshold, strict (default ${DEFAULT_ETA})`,
+  },
   apply: (proposals, ctx) => priorFilter(proposals, ctx.options as SelectionOptions),
 };
 
@@ -151,6 +161,7 @@ export const scoreFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "score",
   description: "keep iff score > eta",
+  options: { eta: `score threshold, strict (default ${DEFAULT_ETA})` },
   apply: (proposals, ctx) => scoreFilter(proposals, ctx.options as SelectionOptions),
 };
 
@@ -159,6 +170,7 @@ export const topkFilterPlugin: FilterPlugin = {
   kind: "filter",
   name: "topk",
   description: "keep the k best proposals of each class in each video",
+  options: { k: `proposals kept per class and video (default ${DEFAULT_TOPK})` },
   apply: (proposals, ctx) => topkFilter(proposals, ctx.options as SelectionOptions),
 };
 
@@ -362,10 +374,10 @@ export interface PseudoLabelQuality {
 export function pseudoLabelQuality(
   gt: GroundTruth,
   proposals: readonly Detection[],
-  options: { tious?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } = {},
+  options: { tiou?: readonly number[]; matchTiou?: number; onWarning?: (m: string) => void } = {},
 ): PseudoLabelQuality {
   const e = evaluateDetections(gt, proposals, {
-    tious: options.tious ?? THUMOS_TIOUS,
+    tiou: options.tiou,
     onWarning: options.onWarning,
   });
   const m = matchProposals(gt, proposals, options.matchTiou ?? 0.5);

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname!, "..");
-const DATA = path.resolve(ROOT, "../shared/data");
+const DATA = SHARED_DATA;
 
 async function bunAvailable(): Promise<boolean> {
   try {
@@ -18,7 +19,9 @@ async function bunAvailable(): Promise<boolean> {
   }
 }
 
-Deno.test("bun: `bun run mod.ts eval` gives the same figures as Deno", async (t) => {
+Deno.test("bun: `bun run mod.ts eval` gives the same figures as Deno", {
+  ignore: skipWithoutSharedData("bun eval"),
+}, async (t) => {
   if (!(await bunAvailable())) {
     console.log("SKIP: bun or node_modules missing (run `npm install`; bun comes from npm)");
     return;

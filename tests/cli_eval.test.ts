@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
+import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
 const ROOT = path.resolve(import.meta.dirname!, "..");
-const DATA = path.resolve(ROOT, "../shared/data");
+const DATA = SHARED_DATA;
 
 async function cli(args: string[], cwd = ROOT) {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -21,7 +22,9 @@ async function cli(args: string[], cwd = ROOT) {
 const GT = `${DATA}/thumos14_autoloc/autoloc_th14_test_gt.json`;
 const PRED = `${DATA}/thumos14_autoloc/autoloc_th14_test_results.json`;
 
-Deno.test("cli eval: --json last line and table", async () => {
+Deno.test("cli eval: --json last line and table", {
+  ignore: skipWithoutSharedData("cli eval --json"),
+}, async () => {
   const r = await cli(["eval", "--gt", GT, "--pred", PRED, "--subset", "test", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   const last = r.stdout.trim().split("\n").at(-1)!;
@@ -34,7 +37,9 @@ Deno.test("cli eval: --json last line and table", async () => {
   assert.match(t.stdout, /0\.95/);
 });
 
-Deno.test("cli eval: bad input gives one line naming the file, exit 2", async () => {
+Deno.test("cli eval: bad input gives one line naming the file, exit 2", {
+  ignore: skipWithoutSharedData("cli eval bad input"),
+}, async () => {
   const dir = await Deno.makeTempDir();
   const bad = path.join(dir, "bad.json");
   await Deno.writeTextFile(bad, "{not json");
@@ -68,7 +73,9 @@ Deno.test("cli eval: bad input gives one line naming the file, exit 2", async ()
   }
 });
 
-Deno.test("mod.ts imported by file URL from a folder without deno.json", async () => {
+Deno.test("mod.ts imported by file URL from a folder without deno.json", {
+  ignore: skipWithoutSharedData("mod.ts by file URL"),
+}, async () => {
   const dir = await Deno.makeTempDir();
   const script = path.join(dir, "user.ts");
   const url = new URL(`file://${path.join(ROOT, "mod.ts")}`).href;

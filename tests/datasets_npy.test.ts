@@ -3,6 +3,7 @@
 import { assertEquals, assertThrows } from "./datasets_helpers.ts";
 import { decodeNpy, encodeNpy, floatToHalf, parseNpyHeader } from "../datasets/npy.ts";
 import { InputError } from "../lib/errors.ts";
+import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
 const hex = (s: string) => new Uint8Array(s.match(/../g)!.map((b) => parseInt(b, 16)));
 // Written by numpy 2.4 (np.lib.format.write_array) for a = arange(6).reshape(2, 3) / 4.
@@ -75,15 +76,12 @@ Deno.test("datasets npy: bad magic, bad header, bad dtype, size mismatch are one
   bad(enc(text.replace("(2, 3)", "(2, x)")), /bad .npy header/);
 });
 
-Deno.test("datasets npy: a real I3D feature file from the shared data decodes", async () => {
-  const file = new URL("../../shared/data/nonbenchmark_i3d_bbformer/highjump.npy", import.meta.url);
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch {
-    return; // shared data not present (a clean clone without ../shared)
-  }
-  const a = decodeNpy(bytes, file.pathname);
+Deno.test("datasets npy: a real I3D feature file from the shared data decodes", {
+  ignore: skipWithoutSharedData("real I3D .npy"),
+}, async () => {
+  const file = `${SHARED_DATA}/nonbenchmark_i3d_bbformer/highjump.npy`;
+  const bytes = await Deno.readFile(file);
+  const a = decodeNpy(bytes, file);
   assertEquals(a.shape.length, 2);
   assertEquals(a.data.length, a.shape[0] * a.shape[1]);
   if (!a.data.every(Number.isFinite)) throw new Error("non-finite values in a real file");

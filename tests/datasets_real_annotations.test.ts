@@ -1,5 +1,5 @@
-// The real annotation files of ../shared/data read through datasets.ts, with synthesised
-// features (no real features can be downloaded). Skipped where ../shared is absent.
+// The real annotation files of the workspace's data folder read through datasets.ts, with
+// synthesised features (no real features can be downloaded). Skipped where it is absent.
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
 import { assertEquals, assertRejects, tempDir } from "./datasets_helpers.ts";
@@ -7,13 +7,13 @@ import { InputError } from "../lib/errors.ts";
 import { openDataset } from "../datasets.ts";
 import { encodeNpy } from "../datasets/npy.ts";
 import { synthesize } from "../datasets/synth.ts";
+import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
-const DATA = new URL("../../shared/data/", import.meta.url).pathname;
-const have = await fs.stat(DATA).then(() => true, () => false);
+const DATA = SHARED_DATA;
 
 Deno.test({
   name: "datasets real: THUMOS'14 ActionFormer and CoLA annotation files",
-  ignore: !have,
+  ignore: skipWithoutSharedData("THUMOS'14 annotation files"),
   fn: async () => {
     const dir = await tempDir();
     try {
@@ -50,7 +50,7 @@ Deno.test({
 
 Deno.test({
   name: "datasets real: ActivityNet v1.3 BSN annotations",
-  ignore: !have,
+  ignore: skipWithoutSharedData("ActivityNet BSN annotation files"),
   fn: async () => {
     const dir = await tempDir();
     try {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import * as path from "node:path";
 import {
   evaluateDetections,
   evaluateFiles,
@@ -9,13 +8,14 @@ import {
 } from "../stages/evaluation.ts";
 import type { Detection, GroundTruth } from "../lib/types.ts";
 import { InputError } from "../lib/errors.ts";
+import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
-const DATA = path.resolve(import.meta.dirname!, "../../shared/data");
+const DATA = SHARED_DATA;
 
 const close = (a: number, b: number, eps = 1e-9) =>
   assert.ok(Math.abs(a - b) < eps, `${a} != ${b}`);
 
-Deno.test("evaluation: SPEC Appendix A example 1 (AP at 0.5, 0.7, 0.9)", () => {
+Deno.test("evaluation: worked example 1 (AP at 0.5, 0.7, 0.9)", () => {
   const gt: GroundTruth = {
     videos: ["A", "B"],
     instances: [
@@ -37,7 +37,7 @@ Deno.test("evaluation: SPEC Appendix A example 1 (AP at 0.5, 0.7, 0.9)", () => {
     d("A", 21, 29, 0.6),
     d("C", 0, 5, 0.5),
   ];
-  const r = evaluateDetections(gt, preds, { tious: [0.5, 0.7, 0.9] });
+  const r = evaluateDetections(gt, preds, { tiou: [0.5, 0.7, 0.9] });
   close(r.mAP[0], 0.5);
   close(r.mAP[1], 0.5);
   close(r.mAP[2], 1 / 6);
@@ -64,7 +64,7 @@ Deno.test("evaluation: class without predictions counts 0; unknown labels ignore
   const r = evaluateDetections(gt, [
     { videoId: "A", label: "x", score: 1, segment: [0, 10] },
     { videoId: "A", label: "zzz", score: 1, segment: [0, 10] },
-  ], { tious: [0.5], onWarning: (m) => warnings.push(m) });
+  ], { tiou: [0.5], onWarning: (m) => warnings.push(m) });
   close(r.perClass.x[0], 1);
   close(r.perClass.y[0], 0);
   close(r.mAP[0], 0.5);
@@ -85,8 +85,8 @@ Deno.test("evaluation: tie rule - equal scores visit the later detection first",
     { videoId: "A", label: "x", score: 0.5, segment: [50, 60] },
   ];
   // Later (a FP) first, then the TP: precision at recall 1 is 0.5.
-  close(evaluateDetections(gt, preds, { tious: [0.5] }).mAP[0], 0.5);
-  close(evaluateDetections(gt, [preds[1], preds[0]], { tious: [0.5] }).mAP[0], 1);
+  close(evaluateDetections(gt, preds, { tiou: [0.5] }).mAP[0], 0.5);
+  close(evaluateDetections(gt, [preds[1], preds[0]], { tiou: [0.5] }).mAP[0], 1);
 });
 
 Deno.test("evaluation: --tiou parsing", () => {
@@ -97,29 +97,35 @@ Deno.test("evaluation: --tiou parsing", () => {
   assert.throws(() => parseTious("0.5:0.1:0.1"), InputError);
 });
 
-Deno.test("evaluation: reproduces published AutoLoc THUMOS'14 mAP @0.1:0.9", async () => {
+Deno.test("evaluation: reproduces published AutoLoc THUMOS'14 mAP @0.1:0.9", {
+  ignore: skipWithoutSharedData("AutoLoc THUMOS'14"),
+}, async () => {
   const r = await evaluateFiles(
     `${DATA}/thumos14_autoloc/autoloc_th14_test_gt.json`,
     `${DATA}/thumos14_autoloc/autoloc_th14_test_results.json`,
-    { subset: "test", tious: parseTious("0.1:0.9:0.1") },
+    { subset: "test", tiou: parseTious("0.1:0.9:0.1") },
   );
   const published = [0.467, 0.417, 0.358, 0.290, 0.212, 0.134, 0.058, 0.016, 0.002];
   assert.deepEqual(r.mAP.map((v) => v.toFixed(3)), published.map((v) => v.toFixed(3)));
   assert.equal(r.average.toFixed(3), "0.217");
 });
 
-Deno.test("evaluation: reproduces published AutoLoc ActivityNet v1.2 average mAP", async () => {
+Deno.test("evaluation: reproduces published AutoLoc ActivityNet v1.2 average mAP", {
+  ignore: skipWithoutSharedData("AutoLoc ActivityNet v1.2"),
+}, async () => {
   const r = await evaluateFiles(
     `${DATA}/anet12_autoloc/autoloc_an12_val_gt.json`,
     `${DATA}/anet12_autoloc/autoloc_an12_val_results.json`,
-    { tious: parseTious("0.5:0.95:0.05") },
+    { tiou: parseTious("0.5:0.95:0.05") },
   );
   const published = [0.273, 0.249, 0.225, 0.199, 0.175, 0.151, 0.130, 0.100, 0.068, 0.033];
   assert.deepEqual(r.mAP.map((v) => v.toFixed(3)), published.map((v) => v.toFixed(3)));
   assert.equal(r.average.toFixed(3), "0.160");
 });
 
-Deno.test("evaluation: P-MIL train proposals against CoLA gt (README figures)", async () => {
+Deno.test("evaluation: P-MIL train proposals against CoLA gt (README figures)", {
+  ignore: skipWithoutSharedData("P-MIL proposals"),
+}, async () => {
   const r = await evaluateFiles(
     `${DATA}/thumos14_cola/gt.json`,
     `${DATA}/thumos14_pmil_proposals/detection_result_base_test.json`,

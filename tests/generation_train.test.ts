@@ -20,7 +20,8 @@ import {
 } from "../stages/generation/model.ts";
 import { tiousFor, trainGenerator, trainStep } from "../stages/generation/train.ts";
 import { generatorConfig } from "../stages/generation/presets.ts";
-import { configFromOptions, generatorPlugin, toResultsJson } from "../stages/generation/plugin.ts";
+import { configFromOptions, generatorPlugin } from "../stages/generation/plugin.ts";
+import { toResultsFile } from "../stages/evaluation.ts";
 import { toyDataset } from "./generation_fixtures.ts";
 
 const close = (a: number, b: number, eps = 1e-4) =>
@@ -169,10 +170,10 @@ Deno.test("generation: plugin options, result JSON, and unknown options", async 
   assert.equal(cfg.crossVideo, false);
   assert.throws(() => configFromOptions({ bogus: 1 }), /unknown/);
   assert.throws(() => configFromOptions({ preset: "huge" }), /unknown preset/);
-  const j = toResultsJson(
+  const j = toResultsFile(
     [{ videoId: "v1", label: "a", score: 0.5, segment: [1, 2] }],
     "[Generator]",
-    ["v1", "v2"],
+    { videoIds: ["v1", "v2"] },
   );
   assert.deepEqual(j, {
     method: "[Generator]",
@@ -208,5 +209,5 @@ Deno.test("generation: without test videos the last weights are kept; tIoUs foll
   const cfg = generatorConfig("default");
   assert.deepEqual(tiousFor(ds, cfg), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
   assert.equal(tiousFor({ ...ds, layout: "activitynet" }, cfg)[0], 0.5);
-  assert.deepEqual(tiousFor(ds, { ...cfg, tious: [0.3] }), [0.3]);
+  assert.deepEqual(tiousFor(ds, { ...cfg, tiou: [0.3] }), [0.3]);
 });

@@ -30,7 +30,7 @@ const close = (a: number, b: number, eps = 1e-9) =>
 const ones = (a: ArrayLike<number>) => Array.from(a).flatMap((v, i) => (v ? [i] : []));
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
-Deno.test("generation: morphology matches SPEC Appendix A example 8", () => {
+Deno.test("generation: morphology matches worked example 8", () => {
   const b = new Uint8Array(20);
   for (const t of [...range(5, 12), 16]) b[t] = 1;
   assert.deepEqual(ones(erode(b, 3)), range(6, 11));
@@ -58,7 +58,7 @@ Deno.test("generation: top-k is stable (lower index wins ties) and masks have ex
   assert.deepEqual(Array.from(m), [0, 1, 1, 0, 1, 1]);
 });
 
-Deno.test("generation: mining picks easy/hard snippets per SPEC §3.5 (eval mode, hand case)", () => {
+Deno.test("generation: mining picks easy/hard snippets as CoLA's mining (eval mode, hand case)", () => {
   // T = 20 actionness: high on 5..12 (rising), low elsewhere; k_e = 4, k_h = 1.
   const a = new Float32Array(20).fill(0.1);
   for (let t = 5; t <= 12; t++) a[t] = 1 + t / 100;
@@ -86,7 +86,7 @@ Deno.test("generation: pairing rule pairs identical label vectors only", () => {
   assert.deepEqual(identicalLabelPairs([[0], [1], [2]]), []);
 });
 
-Deno.test("generation: random perturb matches SPEC Appendix A example 7", () => {
+Deno.test("generation: random perturb matches worked example 7", () => {
   const rng = new Rng(5);
   const seen = [new Set<number>(), new Set<number>(), new Set<number>(), new Set<number>()];
   for (let r = 0; r < 400; r++) {
@@ -133,7 +133,7 @@ Deno.test("generation: grouping and OIC score (hand-computed)", () => {
   close(oicScore([0.5, 0, 1, 1, 1, 1], 2, 5, 0, 0.25, 0), 1 - 0);
 });
 
-Deno.test("generation: '+1' NMS matches SPEC Appendix A example 2", () => {
+Deno.test("generation: '+1' NMS matches worked example 2", () => {
   const p = (score: number, start: number, end: number) => ({ score, start, end });
   const kept = nmsPlusOne(
     [p(0.9, 10, 12), p(0.8, 12.5, 14), p(0.7, 20, 30), p(0.6, 11, 12.5)],
@@ -144,7 +144,7 @@ Deno.test("generation: '+1' NMS matches SPEC Appendix A example 2", () => {
   assert.equal(nmsPlusOne([p(0.5, 0, 1), p(0.5, 0, 1)], 1).length, 1);
 });
 
-Deno.test("generation: time conversion matches SPEC Appendix A example 6", () => {
+Deno.test("generation: time conversion matches worked example 6", () => {
   const T = 100, L = 130;
   close(unitToSeconds(COLA_GRID, 240, L, T, 24), 8.32, 1e-9);
   close(unitToSeconds(COLA_GRID, 288, L, T, 24), 9.984, 1e-9);

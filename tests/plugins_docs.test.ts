@@ -71,14 +71,14 @@ Deno.test("plugins: the docs/PLUGINS.md examples load and run end to end", async
     assert.equal(ds.list("train").length, 10);
     const gen = await (await getPlugin("generator", "feature-norm")).generate(ds, ctx({ k: 0.5 }));
     assert.ok(gen.train.length > 0 && gen.test.length > 0);
-    const genMap = evaluateDetections(gt, gen.test, { tious: [0.5] }).mAP[0];
+    const genMap = evaluateDetections(gt, gen.test, { tiou: [0.5] }).mAP[0];
     const longest = await selectProposals(gen.train, await getPlugin("filter", "longest"));
     assert.ok(longest.length <= 10);
     const pseudo = await selectProposals(gen.train, await getPlugin("filter", "prior"), {
       options: { gamma: 0, eta: 0 },
     });
     const student = await (await getPlugin("student", "centroid")).train(ds, pseudo, ctx());
-    const studentMap = evaluateDetections(gt, student.test, { tious: [0.5] }).mAP[0];
+    const studentMap = evaluateDetections(gt, student.test, { tiou: [0.5] }).mAP[0];
     // The generator cannot tell classes apart on test videos (it proposes every class); the
     // student learns class centroids from the pseudo labels and can.
     assert.ok(studentMap > 0.5, `student mAP@0.5 ${studentMap}`);

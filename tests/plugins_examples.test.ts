@@ -94,8 +94,8 @@ Deno.test("plugins: npy-folder dataset + cas-threshold generator + topk-video fi
     };
     const trained = await gen.generate(ds, context({ epochs: 15, lr: 0.05 }));
     const untrained = await gen.generate(ds, context({ epochs: 0 }));
-    const mapTrained = evaluateDetections(gt, trained.test, { tious: [0.5] }).mAP[0];
-    const mapUntrained = evaluateDetections(gt, untrained.test, { tious: [0.5] }).mAP[0];
+    const mapTrained = evaluateDetections(gt, trained.test, { tiou: [0.5] }).mAP[0];
+    const mapUntrained = evaluateDetections(gt, untrained.test, { tiou: [0.5] }).mAP[0];
     assert.ok(mapTrained > 0.6, `trained test mAP@0.5 ${mapTrained}`);
     assert.ok(mapTrained > mapUntrained + 0.3, `${mapTrained} vs untrained ${mapUntrained}`);
     const loss = trained.curves!.loss;

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { InputError } from "../lib/errors.ts";
+import type { FilterPlugin, Plugin } from "../lib/plugin_types.ts";
 import {
   getPlugin,
   listPlugins,
@@ -150,14 +151,17 @@ Deno.test("plugins: every bad plugin is an InputError naming the plugin and modu
     );
 
     // registerPlugin from code: same object twice is fine, another object is not.
-    const f = { kind: "filter", name: "code-filter", apply: (p: unknown[]) => p };
+    const f: FilterPlugin = { kind: "filter", name: "code-filter", apply: (p) => p };
     registerPlugin(f);
     registerPlugin(f);
     assert.throws(
       () => registerPlugin({ ...f }),
       /filter plugin "code-filter": name already taken by the filter "code-filter" registered earlier/,
     );
-    assert.throws(() => registerPlugin(null), /plugin is not a plugin object/);
+    assert.throws(
+      () => registerPlugin(null as unknown as Plugin),
+      /plugin is not a plugin object/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -152,7 +152,7 @@ Deno.test("eval: reversed predictions are input errors, zero-length ones score n
     { results: { v: [{ label: "A", score: 1, segment: [55, 55] }] } },
     "p.json",
   );
-  assert.deepEqual(evaluateDetections(gt, zero, { tious: [0.1, 0.5] }).mAP, [0, 0]);
+  assert.deepEqual(evaluateDetections(gt, zero, { tiou: [0.1, 0.5] }).mAP, [0, 0]);
   assert.equal(segmentIoU([3, 3], [3, 3]), 0);
   assert.equal(segmentIoU([55, 55], [50, 60]), 0);
   // Zero-length ground truth and non-number scores are input errors.
@@ -179,7 +179,7 @@ Deno.test("eval: reversed predictions are input errors, zero-length ones score n
 });
 
 function plugin(kind: string, name: string, extra: Record<string, unknown>): Plugin {
-  return registerPlugin({ kind, name, ...extra }, `test-${name}.ts`);
+  return registerPlugin({ kind, name, ...extra } as unknown as Plugin, `test-${name}.ts`);
 }
 
 Deno.test("plugin outputs are checked at the registry boundary, for every kind", () => {

@@ -17,7 +17,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 const lastJson = (s: string) => JSON.parse(s.trim().split("\n").pop()!);
 
-// Video "v": SPEC Appendix A example 4. Video "w": two classes overlapping each other.
+// Video "v": worked example 4 of docs/METHOD.md. Video "w": two classes overlapping each other.
 const PROPOSALS = {
   method: "[Generator]",
   results: {

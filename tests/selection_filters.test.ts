@@ -25,7 +25,7 @@ const det = (videoId: string, label: string, score: number, s: number, e: number
   segment: [s, e],
 });
 
-// SPEC Appendix A example 4.
+// Worked example 4 of docs/METHOD.md.
 const EX4: Detection[] = [
   det("v", "A", 0.5, 10, 20),
   det("v", "A", 0.45, 11, 19),
@@ -150,7 +150,7 @@ Deno.test("selection: a filter returning garbage or throwing is an InputError na
   await assert.rejects(() => selectProposals(EX4, wrongVideo), /belongs to video "other"/);
 });
 
-// Hand-checked matching example (SPEC Appendix A example 1's data plus a wrong class).
+// Hand-checked matching example (worked example 1 of docs/METHOD.md's data plus a wrong class).
 const GT: GroundTruth = {
   videos: ["A", "B"],
   instances: [
@@ -177,8 +177,8 @@ Deno.test("selection: precision/recall by greedy one-to-one matching", () => {
   // one; at 0.9 it fails the threshold, so the instance stays free for the exact one.
   assert.equal(matchProposals(GT, PREDS, 0.9).matched, 1);
   assert.equal(matchProposals(GT, [], 0.5).precision, 0);
-  const q = pseudoLabelQuality(GT, PREDS, { tious: [0.5, 0.7] });
-  const e = evaluateDetections(GT, PREDS, { tious: [0.5, 0.7] });
+  const q = pseudoLabelQuality(GT, PREDS, { tiou: [0.5, 0.7] });
+  const e = evaluateDetections(GT, PREDS, { tiou: [0.5, 0.7] });
   assert.deepEqual(q.mAP, e.mAP);
   assert.equal(q.average, e.average);
   assert.equal(q.mAP[0], 0.5); // Appendix A example 1: AP@0.5 = 0.5

@@ -92,7 +92,7 @@ for (const backend of ["wasm", "cpu"] as const) {
   });
 }
 
-Deno.test("training: faithful SGP branches are zero-initialised and get zero gradients (SPEC §6.2.5)", async () => {
+Deno.test("training: faithful SGP branches are zero-initialised and get zero gradients (TriDet SGPBlock.reset_params)", async () => {
   await initBackend("wasm");
   const faithful = gradients({ ...TINY, sgpBranches: true });
   const short = gradients({ ...TINY, sgpBranches: false });
@@ -162,6 +162,6 @@ Deno.test("training: the student overfits a small separable set on clean labels 
   const labels = gt.instances.map((i) => ({ ...i, score: 1 }));
   const cfg = { ...TINY, batch: 4, epochs: 40, ema: false, lr: 3e-3 };
   const r = await trainStudent(ds, labels, { config: cfg, seed: 2 });
-  const ev = evaluateDetections(gt, r.test, { tious: THUMOS_TIOUS });
+  const ev = evaluateDetections(gt, r.test, { tiou: THUMOS_TIOUS });
   assert.ok(ev.average > 0.8, `train mAP ${ev.average} (${ev.mAP.join(" ")})`);
 });

@@ -16,7 +16,7 @@ import { actionFormerGrid, gridToSeconds, secondsToGrid } from "../datasets/time
 
 await initBackend("cpu");
 
-Deno.test("training: paper-size parameter count matches SPEC §6.2 (15,989,604)", () => {
+Deno.test("training: paper-size parameter count matches the reference TriDet (15,989,604)", () => {
   assert.equal(countParams(paramSpecs(PAPER, 2048, 20)), 15_989_604);
   // Short-circuiting the SGP branches only drops their (always zero) parameters.
   const short = countParams(paramSpecs({ ...PAPER, sgpBranches: false }, 2048, 20));
@@ -52,7 +52,7 @@ Deno.test("training: label assignment (centre sampling, ranges, ties, strides)",
   assert.equal(assignTargets([], layout, 16, 3, [[0, 4], [4, 10000]], 1.5).numPos, 0);
 });
 
-Deno.test("training: trident decoding, SPEC Appendix A example 5 (host and tensor)", () => {
+Deno.test("training: trident decoding, worked example 5 (host and tensor)", () => {
   const nb = 2;
   const start = Float32Array.from([2, 0, 0, 0, 0]);
   const end = Float32Array.from([0, 0, 0, 0, 2]);
@@ -76,7 +76,7 @@ Deno.test("training: trident decoding, SPEC Appendix A example 5 (host and tenso
   }
 });
 
-Deno.test("training: Gaussian Soft-NMS, SPEC Appendix A example 3; plain NMS", () => {
+Deno.test("training: Gaussian Soft-NMS, worked example 3; plain NMS", () => {
   const out = softNms(
     [{ a: 0, b: 10, score: 0.9 }, { a: 1, b: 11, score: 0.8 }, { a: 30, b: 40, score: 0.5 }],
     0.5,
@@ -221,7 +221,7 @@ Deno.test("training: a perfect target decodes back to its segment and seconds; t
   assert.ok(
     Math.abs(sec.segment[0] - gtSec[0]) < 1e-4 && Math.abs(sec.segment[1] - gtSec[1]) < 1e-4,
   );
-  assert.ok(Math.abs(gridToSeconds(grid, 73) - 10) < 1e-9); // SPEC: 10 s at 30 fps is g = 73
+  assert.ok(Math.abs(gridToSeconds(grid, 73) - 10) < 1e-9); // worked example 6: 10 s at 30 fps is g = 73
   // Teacher: only the video's weak classes; the keep-one fallback respects them as well.
   assert.ok(dets.some((d) => d.c === 2));
   const only1 = postprocess(raw, K, cfg, 0.4, new Set([1]));

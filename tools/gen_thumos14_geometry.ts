@@ -9,7 +9,7 @@
  *
  * Line format (one video per line, file order): `ID|DURATION|FPS|C:S:E,C:S:E,...` where ID is
  * `v<n>` for video_validation_<n> and `t<n>` for video_test_<n> (n without zero padding),
- * C the class id of the SPEC §2.1 table (mapped by name), S/E seconds as in the file.
+ * C the class id of the `CLASS_DICT` table (mapped by name), S/E seconds as in the file.
  *
  * @module
  */
@@ -44,7 +44,7 @@ const text = `/**
  * (thumos14.json, 412 videos: 200 Validation + 212 Test). Do not edit by hand.
  *
  * The real videos' geometry (ids, subsets, durations, fps, segments and class ids of the
- * SPEC §2.1 table) that the synthetic generator lays its features on, so the default run
+ * CLASS_DICT order) that the synthetic generator lays its features on, so the default run
  * needs no external file. Format: see the generator script.
  *
  * @module

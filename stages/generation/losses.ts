@@ -1,6 +1,7 @@
 /**
- * Generator losses (SPEC §3.3-3.8): the MIL classification loss, the NCE of the snippet
- * contrast, the pairing rule of the cross-video contrast, and the combined contrastive term.
+ * Generator losses (FuSTAL `CrossVideo-Generator/core/loss.py`): the MIL classification loss, the
+ * NCE of the snippet contrast, the pairing rule of the cross-video contrast, and the combined
+ * contrastive term.
  *
  * The contrast is computed for every (query video, key video) combination of the batch at
  * once: one [B·T, H] × [H, 2B] matMul scores every normalised snippet embedding against every
@@ -21,8 +22,9 @@ export function l2normalize(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Multi-label MIL loss (SPEC §3.3-3.4). Video score logits = mean of the k largest CAS values
- * per class (selected by `topMask`, exactly k ones per (video, class)); p = softmax; target
+ * Multi-label MIL loss (`ActionLoss`; `CoLA.get_video_cls_scores` in `core/model.py`). Video score
+ * logits = mean of the k largest CAS values per class (selected by `topMask`, exactly k ones per
+ * (video, class)); p = softmax; target
  * ŷ = y / Σy; loss = mean over B×C of BCE(p, ŷ) with logs clamped at −100.
  *
  * @param cas [B, T, C]
@@ -45,8 +47,9 @@ export function milLoss(
 }
 
 /**
- * Reference NCE over rows (SPEC §3.6): L2-normalise query q [R, D], positive k [R, D] and
- * negatives n [R, K, D]; logits = [q·k, q·n_1 … q·n_K]/τ; mean over rows of −log softmax[0].
+ * Reference NCE over rows (`CrossVideoLoss.NCE`; CoLA's `SniCoLoss`): L2-normalise query q [R, D],
+ * positive k [R, D] and negatives n [R, K, D]; logits = [q·k, q·n_1 … q·n_K]/τ; mean over rows of
+ * −log softmax[0].
  * Used by the tests and for clarity; training uses {@linkcode contrastLoss}.
  */
 export function nceLoss(q: tf.Tensor2D, k: tf.Tensor2D, n: tf.Tensor3D, tau: number): tf.Scalar {
@@ -64,8 +67,9 @@ export function nceLoss(q: tf.Tensor2D, k: tf.Tensor2D, n: tf.Tensor3D, tau: num
 }
 
 /**
- * The pairing rule (SPEC §3.7): all unordered pairs {i, j}, i < j, of batch items whose label
- * vectors are identical in every entry. Labels are given as class-id lists (order and
+ * The pairing rule (`select_pairs` in `core/utils.py`): all unordered pairs {i, j}, i < j, of batch
+ * items whose label vectors are identical in every entry. Labels are given as class-id lists (order
+ * and
  * duplicates ignored).
  */
 export function identicalLabelPairs(labels: readonly (readonly number[])[]): [number, number][] {
@@ -143,7 +147,7 @@ export function contrastRowLosses(
 }
 
 /**
- * The contrastive part of the generator loss: L_IV + Σ_pairs (w_cv/P)·L_CV (SPEC §3.6-3.8),
+ * The contrastive part of the generator loss: L_IV + Σ_pairs (w_cv/P)·L_CV (`TotalLoss`),
  * returned with its two parts.
  */
 export function contrastLoss(

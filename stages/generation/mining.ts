@@ -1,6 +1,7 @@
 /**
- * Snippet mining of the generator (SPEC §3.3, §3.5), computed on the host from the CAS that
- * the forward pass read back. The masks are constants for autodiff: tfjs has no TopK
+ * Snippet mining of the generator (FuSTAL `CrossVideo-Generator/core/model.py`,
+ * `easy_snippets_mining` / `hard_snippets_mining`), computed on the host from the CAS that the
+ * forward pass read back. The masks are constants for autodiff: tfjs has no TopK
  * gradient, and building the selections here keeps the reference tie rule exact (stable:
  * among equal scores the lower time index wins).
  *
@@ -144,7 +145,9 @@ export function topKTimeMask(
   return mask;
 }
 
-/** Mining masks of a batch: each B x T with exactly k ones per video (SPEC §3.5). */
+/**
+ * Mining masks of a batch: each B x T with exactly k ones per video (`CoLA.easy_snippets_mining`).
+ */
 export interface MiningMasks {
   /** Easy action: top-k_e of a_t·drop_t. */
   easyAct: Float32Array;

@@ -1,11 +1,12 @@
 /**
  * Public API of the generation stage (re-exported by the root `mod.ts`): the `cola-xv`
- * generator plugin, the training entry point, the presets, the SPEC §4 proposal pipeline and
- * the checkpoint reader and the resumable training-state file.
+ * generator plugin, the training entry point, the presets, the proposal pipeline (FuSTAL
+ * `CrossVideo-Generator/core/utils.py`) and the checkpoint reader and the resumable training-state
+ * file.
  *
  * @module
  */
-export { configFromOptions, generatorPlugin, type ResultEntry, toResultsJson } from "./plugin.ts";
+export { configFromOptions, generatorPlugin } from "./plugin.ts";
 export {
   DEFAULT_PRESET,
   type GeneratorConfig,

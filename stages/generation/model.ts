@@ -1,6 +1,6 @@
 /**
- * The generator network (SPEC §3.2), its parameters, the optimiser (§3.9) and the checkpoint
- * file.
+ * The generator network (FuSTAL `CrossVideo-Generator/core/model.py`, `CoLA`), its parameters, the
+ * optimiser (`train_generator.py`) and the checkpoint file.
  *
  * Network: temporal conv D→H (kernel 3, zero padding 1, bias) + ReLU = embedding E; dropout
  * on E (training); 1×1 conv H→C without bias + ReLU = CAS. The kernel-3 conv is written as
@@ -34,11 +34,6 @@ export interface GeneratorParams {
 
 /** Names of the parameters, in checkpoint order. */
 export const PARAM_NAMES = ["w1", "b1", "w2"] as const;
-
-/** Number of scalars of a generator with input D, embedding H, C classes. */
-export function paramCount(D: number, H: number, C: number): number {
-  return 3 * D * H + H + H * C;
-}
 
 function uniformInit(n: number, bound: number, rng: Rng): Float32Array {
   const a = new Float32Array(n);
@@ -188,8 +183,8 @@ export interface ForwardOut {
 }
 
 /**
- * Forward pass on im2col rows (`colsT`: their transpose, optional). `dropMask` (same shape as the embedding; 0 or 1/(1−p)) is the
- * embedding dropout of training; null in eval mode.
+ * Forward pass on im2col rows (`colsT`: their transpose, optional). `dropMask` (same shape as the
+ * embedding; 0 or 1/(1−p)) is the embedding dropout of training; null in eval mode.
  */
 export function forwardCols(
   p: GeneratorParams,
@@ -247,7 +242,7 @@ export async function inferCas(
   return out;
 }
 
-/** Adam hyper-parameters (SPEC §3.9). */
+/** Adam hyper-parameters (`train_generator.py`, `core/config.py`). */
 export interface AdamConfig {
   /** Learning rate (constant). */
   lr: number;

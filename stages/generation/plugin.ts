@@ -1,23 +1,33 @@
 /**
- * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (SPEC §3-4),
- * plus the helpers that turn stage options into a {@linkcode GeneratorConfig} and detections
- * into the ActivityNet result JSON the reference writes (SPEC §2.4).
+ * The built-in generator plugin `cola-xv`: CoLA with FuSTAL's cross-video contrast (paper Sec. 3.1;
+ * FuSTAL `CrossVideo-Generator/`), plus the helpers that turn stage options into a
+ * {@linkcode GeneratorConfig} and detections
+ * into the ActivityNet result JSON the reference writes (`result2json` in `core/utils.py`).
  *
  * Options (`context.options`): `preset` (`default` | `paper`), `crossVideo` (false = the CoLA
  * baseline) and any {@linkcode GeneratorConfig} field (`iterations`, `batch`, `lr`,
- * `snippets`, `evalEvery`, `hidden`, `tious`, ...). The seed is `context.seed` unless the
+ * `snippets`, `evalEvery`, `hidden`, `tiou`, ...). The seed is `context.seed` unless the
  * options give one. The best checkpoint goes to `context.outDir/generator_best.ckpt` and the
  * resumable training state to `context.outDir/generator_state.ckpt` (every `checkpointEvery`
  * iterations, default at each evaluation); with `context.resume` training continues from it.
  *
  * @module
  */
-import type { Detection } from "../../lib/types.ts";
-import type { GeneratorPlugin, GeneratorResult, StageContext } from "../../lib/plugin_types.ts";
+import {
+  type GeneratorPlugin,
+  type GeneratorResult,
+  presetOptionDocs,
+  type StageContext,
+} from "../../lib/plugin_types.ts";
 import type { Dataset } from "../../datasets/types.ts";
 import { InputError } from "../../lib/errors.ts";
-import { type ResultEntry, toResultsFile } from "../evaluation.ts";
-import { type GeneratorConfig, generatorConfig, type GeneratorPreset } from "./presets.ts";
+import {
+  DEFAULT_PRESET,
+  type GeneratorConfig,
+  generatorConfig,
+  type GeneratorPreset,
+  PAPER_PRESET,
+} from "./presets.ts";
 import { trainGenerator } from "./train.ts";
 
 /** Builds the generator config from stage options (unknown keys are an InputError). */
@@ -39,21 +49,6 @@ export function configFromOptions(
     GeneratorConfig
   >;
   return generatorConfig((preset as GeneratorPreset | undefined) ?? "default", overrides);
-}
-
-/** One entry of a result file (the shared type of `stages/evaluation.ts`). */
-export type { ResultEntry };
-
-/**
- * ActivityNet result JSON (`{"method", "results": {vid: [{label, score, segment}]}}`), in the
- * detections' order; `videoIds` adds an empty list for each listed video without detections.
- */
-export function toResultsJson(
-  detections: readonly Detection[],
-  method = "[Generator]",
-  videoIds: readonly string[] = [],
-): { method: string; results: Record<string, ResultEntry[]> } {
-  return toResultsFile(detections, method, { videoIds });
 }
 
 /** Runs the generator stage on a dataset with a {@linkcode StageContext}. */
@@ -91,7 +86,10 @@ export async function generate(dataset: Dataset, context: StageContext): Promise
 export const generatorPlugin: GeneratorPlugin = {
   kind: "generator",
   name: "cola-xv",
-  description: "CoLA generator with FuSTAL's cross-video contrast (SPEC §3-4); " +
-    "options: preset, crossVideo, iterations, batch, lr, snippets, evalEvery, ...",
+  description: "CoLA generator with FuSTAL's cross-video contrast (arXiv 2407.08971)",
+  options: presetOptionDocs({ default: DEFAULT_PRESET, paper: PAPER_PRESET }, {
+    crossVideo: "false = the CoLA baseline (default true)",
+    seed: "seed of the generator (default: the run's seed)",
+  }),
   generate,
 };

@@ -1,7 +1,8 @@
 /**
  * Generator configuration and its two presets.
  *
- * - `paper`: the published values (SPEC §3, §11): 750 snippets, batch 16, 6000 iterations,
+ * - `paper`: the published values (FuSTAL `CrossVideo-Generator/core/config.py`): 750 snippets,
+ *   batch 16, 6000 iterations,
  *   Adam lr 1e-4 with L2 5e-4, evaluation every 100 iterations, seed 3407; the embedding is as
  *   wide as the input (2048 for I3D RGB+flow).
  * - `default`: the same method sized for one CPU core on tfjs-wasm, for the synthetic
@@ -66,7 +67,7 @@ export interface GeneratorConfig {
   /** Proposal extraction constants. */
   proposal: ProposalConfig;
   /** tIoU thresholds; null = by dataset (THUMOS 0.1:0.7, ActivityNet 0.5:0.95). */
-  tious: number[] | null;
+  tiou: number[] | null;
   /** Cache features in memory up to this many bytes (beyond: reload per use). */
   cacheBytes: number;
 }
@@ -90,7 +91,7 @@ const COMMON = {
   contrastWeight: 0.01,
   crossWeight: 0.2,
   crossVideo: true,
-  tious: null,
+  tiou: null,
   checkpointEvery: null,
   cacheBytes: 2 * 1024 ** 3,
 } as const;

@@ -1,6 +1,7 @@
 /**
- * Proposal extraction from the generator's outputs (SPEC §4): class selection, min-max
- * normalisation, ×24 linear upsampling with tail extrapolation, the CAS and actionness
+ * Proposal extraction from the generator's outputs (FuSTAL `CrossVideo-Generator/core/utils.py`):
+ * class selection, min-max normalisation, ×24 linear upsampling with tail extrapolation, the CAS
+ * and actionness
  * threshold sweeps, grouping into runs, the outer-inner-contrast (OIC) score, time
  * conversion through `datasets/time.ts`, and class-wise greedy NMS with the "+1" convention.
  *
@@ -12,7 +13,7 @@ import type { Detection } from "../../lib/types.ts";
 import type { FeatureGrid } from "../../datasets/types.ts";
 import { gridToSeconds } from "../../datasets/time.ts";
 
-/** Constants of the proposal pipeline (defaults: SPEC §4 / §11). */
+/** Constants of the proposal pipeline (defaults: `core/config.py`). */
 export interface ProposalConfig {
   /** Class threshold on the video score (0.2). */
   classThresh: number;
@@ -37,7 +38,7 @@ export function arange(start: number, step: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => start + i * step);
 }
 
-/** The published proposal constants (SPEC §11). */
+/** The published proposal constants (`core/config.py`). */
 export const DEFAULT_PROPOSAL_CONFIG: Readonly<ProposalConfig> = {
   classThresh: 0.2,
   upScale: 24,
@@ -147,8 +148,8 @@ export interface TimedProposal {
 }
 
 /**
- * Greedy NMS with the "+1" length convention of the reference (SPEC §4.7): len = e − s + 1,
- * inter = max(0, min(e) − max(s) + 1), IoU = inter/(len_i + len_j − inter); proposals with
+ * Greedy NMS with the "+1" length convention of the reference (`nms` in `core/utils.py`): len = e −
+ * s + 1, inter = max(0, min(e) − max(s) + 1), IoU = inter/(len_i + len_j − inter); proposals with
  * IoU ≥ `thresh` to a kept one are removed. Order: descending score, equal scores with the
  * later input first (stable ascending sort, reversed, as numpy's argsort()[::-1] on small
  * inputs).
@@ -301,7 +302,7 @@ export function sweepProposals(
 
 /**
  * Seconds of upsampled unit u: snippet position u·L/(scale·T) converted by the video's grid
- * (for the CoLA grid this is u·16L/(24·T·25), SPEC §4.6).
+ * (for the CoLA grid this is u·16L/(24·T·25), `get_proposal_oic`).
  */
 export function unitToSeconds(
   grid: FeatureGrid,
@@ -314,8 +315,8 @@ export function unitToSeconds(
 }
 
 /**
- * The whole SPEC §4 pipeline for one video: proposals in seconds after class-wise NMS,
- * classes in order of first appearance, within a class by descending score.
+ * The whole proposal pipeline (`get_proposal_dict`) for one video: proposals in seconds after
+ * class-wise NMS, classes in order of first appearance, within a class by descending score.
  */
 export function extractProposals(
   videoId: string,

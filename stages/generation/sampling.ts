@@ -1,6 +1,7 @@
 /**
- * Snippet sampling of the generator (SPEC §3.1): "random perturb" for training (always N
- * snippets) and "uniform" for inference (all L snippets when L <= N).
+ * Snippet sampling of the generator (FuSTAL `CrossVideo-Generator/core/dataset.py`): "random
+ * perturb" for training (always N snippets) and "uniform" for inference (all L snippets when L <=
+ * N).
  *
  * The cell boundaries s_i = i·L/N are computed as `(i * L) / N` in float64, the same order of
  * operations as the reference (`np.arange(N) * L / N`), so the integer parts agree exactly.
@@ -10,7 +11,7 @@
 import type { Rng } from "../../lib/rng.ts";
 
 /**
- * Training indices: N positions drawn from a video of L snippets (SPEC §3.1).
+ * Training indices: N positions drawn from a video of L snippets (`NpyFeature.random_perturb`).
  *
  * Cell i spans [⌊s_i⌋, ⌊s_{i+1}⌋] (both ends included, so a draw may land on the next cell's
  * first index); the last cell spans [⌊s_{N-1}⌋, L-1]. With L = N the identity is returned.
@@ -34,7 +35,10 @@ export function randomPerturbIndices(L: number, N: number, rng: Rng): Int32Array
   return out;
 }
 
-/** Inference indices: all L snippets when L <= N, else ⌊i·L/N⌋ for i < N (SPEC §3.1). */
+/**
+ * Inference indices: all L snippets when L <= N, else ⌊i·L/N⌋ for i < N
+ * (`NpyFeature.uniform_sampling`).
+ */
 export function uniformIndices(L: number, N: number): Int32Array {
   const T = Math.min(L, N);
   const out = new Int32Array(T);

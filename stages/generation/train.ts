@@ -1,6 +1,7 @@
 /**
- * The generator's training loop (SPEC §3.9) and its inference (§4): mini-batches of B
- * shuffled training videos (a fresh shuffle and fresh random-perturb sampling every pass),
+ * The generator's training loop (FuSTAL `CrossVideo-Generator/train_generator.py`) and its
+ * inference (`test_all`): mini-batches of B shuffled training videos (a fresh shuffle and fresh
+ * random-perturb sampling every pass),
  * Adam with coupled L2, a test-split evaluation every `evalEvery` iterations with the best
  * average mAP kept (checkpoint written atomically), then the selected weights produce the
  * pseudo proposals on the training videos and the detections on the test videos.
@@ -24,11 +25,10 @@ import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
 import {
-  ACTIVITYNET_TIOUS,
   type EvalResult,
   evaluateDetections,
   groundTruthFromVideos,
-  THUMOS_TIOUS,
+  tiouFor,
 } from "../evaluation.ts";
 import type { GeneratorConfig } from "./presets.ts";
 import {
@@ -100,12 +100,9 @@ export interface GeneratorRun {
   counts: { train: number; test: number; skippedUnlabeled: number };
 }
 
-/** tIoU thresholds for a dataset: the config's, else ActivityNet's for ≥ 100 classes. */
+/** tIoU thresholds for a dataset: the config's, else the dataset's ({@linkcode tiouFor}). */
 export function tiousFor(ds: Dataset, cfg: GeneratorConfig): number[] {
-  if (cfg.tious) return cfg.tious;
-  return ds.layout === "activitynet" || ds.classes.length >= 100
-    ? [...ACTIVITYNET_TIOUS]
-    : [...THUMOS_TIOUS];
+  return cfg.tiou ?? tiouFor(ds.layout, ds.classes.length);
 }
 
 /** Loads features of videos, keeping them in memory while the total fits `budget` bytes. */
@@ -212,7 +209,7 @@ async function inferVideos(
   return out;
 }
 
-/** Proposals (SPEC §4) of inferred videos, in input order. */
+/** Proposals (`get_proposal_dict`, FuSTAL `core/utils.py`) of inferred videos, in input order. */
 function proposalsOf(
   inf: readonly VideoInference[],
   classes: readonly string[],
@@ -254,7 +251,7 @@ export async function evaluateOn(
   const inf = await inferVideos(params, metas, cache, cfg, ds.featureDim);
   const detections = proposalsOf(inf, ds.classes, cfg);
   const ev = evaluateDetections(groundTruthFromVideos(metas), detections, {
-    tious: tiousFor(ds, cfg),
+    tiou: tiousFor(ds, cfg),
   });
   return { detections, eval: ev, accuracy: exactMatchAccuracy(inf, ds.classes.length) };
 }
@@ -392,8 +389,8 @@ async function makeBatch(
 }
 
 /**
- * Trains the generator on `ds` and returns its proposals and scores (SPEC §3.9 + §4).
- * tfjs must already be initialised on the wanted backend.
+ * Trains the generator on `ds` and returns its proposals and scores (paper Sec. 3.1;
+ * `train_generator.py` `main`). tfjs must already be initialised on the wanted backend.
  */
 export async function trainGenerator(
   ds: Dataset,

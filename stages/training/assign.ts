@@ -1,6 +1,7 @@
 /**
- * Label assignment (SPEC §6.6): every point of every level is matched to the shortest pseudo
- * segment that contains it within the centre-sampling radius and whose max(left, right) lies
+ * Label assignment (TriDet `meta_archs.py`, `label_points_single_video`): every point of every
+ * level is matched to the shortest pseudo segment that contains it within the centre-sampling
+ * radius and whose max(left, right) lies
  * in the level's regression range. Ties (lengths within 1e-3 of the shortest) make the point
  * multi-label; the regression target is the first arg-min's (left, right) in strides.
  *

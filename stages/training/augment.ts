@@ -1,5 +1,6 @@
 /**
- * Crop / truncation augmentation (SPEC §6.9): pick a window of the video (90-100 % of it, or
+ * Crop / truncation augmentation (TriDet `libs/datasets/data_utils.py`, `truncate_feats`): pick a
+ * window of the video (90-100 % of it, or
  * `maxSeqLen` rows when longer) that keeps at least one pseudo segment by >= 50 %, and clip the
  * kept segments to it.
  *

@@ -1,6 +1,7 @@
 /**
- * Trident boundary decoding (SPEC §6.5): the distance from a point to its start (end) is the
- * expectation, over B+1 bins, of a softmax of the start (end) logits in a window of B+1
+ * Trident boundary decoding (TriDet `libs/modeling/meta_archs.py`, `TriDet.decode_offset`): the
+ * distance from a point to its start (end) is the expectation, over B+1 bins, of a softmax of the
+ * start (end) logits in a window of B+1
  * neighbouring positions plus the point's relative offsets. Distances are in units of the
  * level's stride.
  *

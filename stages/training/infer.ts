@@ -1,6 +1,7 @@
 /**
- * Inference and post-processing (SPEC §6.11), shared by `predict`, the test evaluation and the
- * EMA teacher: whole video padded to `maxSeqLen` (or the next multiple of the largest stride),
+ * Inference and post-processing (TriDet `meta_archs.py`, `TriDet.inference`), shared by `predict`,
+ * the test evaluation and the EMA teacher: whole video padded to `maxSeqLen` (or the next multiple
+ * of the largest stride),
  * per-level pre-NMS threshold and top-k, trident decoding of the kept (point, class) pairs,
  * minimum length, per-class Soft-NMS (or plain NMS), a cap per video, and seconds through
  * `datasets/time.ts` clamped to [0, duration].

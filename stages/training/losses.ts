@@ -1,6 +1,7 @@
 /**
- * Student losses (SPEC §6.7): sigmoid focal loss with an IoU^0.2 weight on positive pairs,
- * DIoU regression on the trident distances, FuSTAL's MIL loss on level-0 logits, all divided
+ * Student losses (FuSTAL `Student-Training/libs/modeling/losses.py`, `TriDet.losses`): sigmoid
+ * focal loss with an IoU^0.2 weight on positive pairs, DIoU regression on the trident distances,
+ * FuSTAL's MIL loss on level-0 logits, all divided
  * by the persistent loss normaliser.
  *
  * @module
@@ -110,7 +111,7 @@ export function studentLosses(
     const { iou, diou } = iouAndDiou(dl, dr, tf.tensor2d(tl, [n, 1]), tf.tensor2d(tr, [n, 1]));
     const logits = gatherRows(tf.reshape(out.cls, [b * L, K]), idx);
     const flPos = focalLoss(logits, T, cfg.focalAlpha, cfg.focalGamma);
-    // IoU^power weight on positive pairs, gradient flowing through it (SPEC §6.7).
+    // IoU^power weight on positive pairs, gradient flowing through it (`ctr_diou_loss_1d`).
     const w = tf.pow(tf.maximum(iou, 1e-6), cfg.iouWeightPower);
     clsSum = tf.add(clsSum, tf.sum(tf.mul(tf.mul(flPos, T), w)));
     regSum = tf.sum(tf.mul(diou, T));
@@ -125,9 +126,12 @@ export function studentLosses(
 /**
  * MIL loss on level-0 class logits: dropout, mean of the k largest values over time per
  * (item, class), softmax over classes, BCE against the normalised weak labels. k is
- * floor(total valid rows of the batch / ratio) (the reference; SPEC §6.7) or per item.
+ * floor(total valid rows of the batch / ratio) (the reference `meta_archs.py`) or per item.
  */
-/** The k per item of the MIL top-k pooling (SPEC §6.7; batch-level k unless `milPerVideo`). */
+/**
+ * The k per item of the MIL top-k pooling (`TriDet.get_video_cls_scores`; batch-level k unless
+ * `milPerVideo`).
+ */
 export function milKs(lens: number[], t0: number, cfg: StudentConfig): number[] {
   const batchK = Math.floor(lens.reduce((s, v) => s + v, 0) / cfg.milRatio);
   return lens.map((len) =>

@@ -1,5 +1,5 @@
 /**
- * Public API of the training stage (TriDet student with EMA distillation, SPEC §6).
+ * Public API of the training stage (TriDet student with EMA distillation, paper Sec. 3.3).
  *
  * @module
  */

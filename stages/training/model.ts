@@ -1,6 +1,7 @@
 /**
- * The TriDet student network (SPEC §6.2-6.4): input projection, SGP stem and branch blocks
- * with max-pool downsampling, identity FPN with one LayerNorm per level, and heads shared over
+ * The TriDet student network (TriDet `libs/modeling/backbones.py`, `necks.py`, `meta_archs.py`):
+ * input projection, SGP stem and branch blocks with max-pool downsampling, identity FPN with one
+ * LayerNorm per level, and heads shared over
  * levels (classification with prior 0.01, Trident start/end boundary heads on detached
  * features, centre-offset regression head with a per-level scale).
  *
@@ -38,11 +39,11 @@ export interface ParamSpec {
   fanIn?: number;
   std?: number;
   value?: number;
-  /** Weight decay applies (convolution weights only, SPEC §6.8). */
+  /** Weight decay applies (convolution weights only, `make_optimizer` in `train_utils.py`). */
   decay: boolean;
 }
 
-/** The classification prior bias -log((1 - 0.01) / 0.01) (SPEC Appendix A ex. 9). */
+/** The classification prior bias -log((1 - 0.01) / 0.01) (`ClsHead` prior_prob 0.01). */
 export const PRIOR_BIAS = -Math.log((1 - 0.01) / 0.01);
 
 /** Kernel K of the SGP window-level depthwise conv: round((w+1)k), +1 if even (w = 1). */

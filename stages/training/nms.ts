@@ -1,6 +1,6 @@
 /**
- * Post-processing NMS variants (SPEC §6.11): Gaussian Soft-NMS with the exact semantics of
- * TriDet's C++ kernel, and plain (hard) NMS as an option.
+ * Post-processing NMS variants (TriDet `libs/utils/nms.py`, `batched_nms`): Gaussian Soft-NMS with
+ * the exact semantics of TriDet's C++ kernel, and plain (hard) NMS as an option.
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Tensor building blocks of the student, written so that they train on every tfjs backend
- * (`../shared/STACK-NOTES.md`): no `conv1d` (wasm lacks Conv2DBackpropFilter), no max-pool
+ * (docs/METHOD.md, "Backend notes"): no `conv1d` (wasm lacks Conv2DBackpropFilter), no max-pool
  * kernel (its wasm gradient is wrong with > 1 channel), no gather, and matMul gradients with
  * explicit transposes (transposed matMul is ~10x slower on wasm).
  *

@@ -1,6 +1,7 @@
 /**
  * The built-in student plugin `tridet-ema`: TriDet trained on the selected pseudo labels, with
- * EMA-teacher distillation (SPEC §6). Options (all optional): `preset` (`default` | `paper`),
+ * EMA-teacher distillation (paper Sec. 3.3). Options (all optional): `preset` (`default` |
+ * `paper`),
  * `ema` (false turns the teacher switch off and evaluates the raw weights), `epochs`,
  * `switchEpoch` (scaled with `epochs` when only `epochs` is given), `emaDecay`, `batch`, `lr`,
  * `evalRaw`, and any other {@linkcode StudentConfig} field by name.
@@ -8,7 +9,7 @@
  * @module
  */
 import { InputError } from "../../lib/errors.ts";
-import type { StudentPlugin } from "../../lib/plugin_types.ts";
+import { presetOptionDocs, type StudentPlugin } from "../../lib/plugin_types.ts";
 import { PRESETS, type StudentConfig } from "./presets.ts";
 import { trainStudent } from "./train.ts";
 
@@ -60,6 +61,9 @@ export const studentPlugin: StudentPlugin = {
   kind: "student",
   name: "tridet-ema",
   description: "TriDet student on the selected pseudo labels with EMA-teacher distillation",
+  options: presetOptionDocs(PRESETS, {
+    evalRaw: "also evaluate the raw (non-EMA) weights (default false)",
+  }),
   train(dataset, pseudoLabels, context) {
     const cfg = configFromOptions(context.options);
     return trainStudent(dataset, pseudoLabels, {

@@ -1,5 +1,6 @@
 /**
- * Configuration of the TriDet student (SPEC §6, §11) and its two presets.
+ * Configuration of the TriDet student (FuSTAL `Student-Training/configs/thumos_i3d.yaml`) and its
+ * two presets.
  *
  * - `paper`: the published sizes and schedule (512-d, 6 levels, max_seq_len 2304, batch 8,
  *   100 epochs of which the last 40 learn from the EMA teacher, EMA decay 0.999).
@@ -10,8 +11,9 @@
  *   level still reaches 16 bins x 16 = 256 rows, ~34 s at 7.5 rows/s), 256-row training
  *   windows (crops of the ~1500-row videos), no trunk layer in the heads, 750 steps with the
  *   EMA decay scaled so that the EMA horizon 1/(1-decay) is a small fraction of the steps
- *   before the switch (SPEC §6.10, note on short schedules), the zero-initialised SGP
- *   depthwise branches short-circuited (they are exactly zero forever, SPEC §6.2.5), and a
+ *   before the switch (docs/METHOD.md, "Short schedules"), the zero-initialised SGP
+ *   depthwise branches short-circuited (they are exactly zero forever, `SGPBlock.reset_params`),
+ *   and a
  *   teacher that keeps its detections of the video's weak classes above 0.2 instead of any
  *   class above 0.4 (the short-schedule teacher is under-confident; measured in the bench).
  *
@@ -70,9 +72,9 @@ export interface StudentConfig {
   milWeight: number;
   /** Dropout probability on the level-0 class logits before MIL pooling (paper 0.7). */
   milDropout: number;
-  /** MIL top-k divisor: k = floor(valid rows / ratio) (paper 5, SPEC §6.7). */
+  /** MIL top-k divisor: k = floor(valid rows / ratio) (paper 5, `meta_archs.py`). */
   milRatio: number;
-  /** Compute the MIL k per video instead of per batch (paper false, SPEC §6.7). */
+  /** Compute the MIL k per video instead of per batch (paper false, `meta_archs.py`). */
   milPerVideo: boolean;
   /** AdamW learning rate (paper 1e-4). */
   lr: number;
@@ -129,7 +131,7 @@ export interface StudentConfig {
   cacheMiB: number;
 }
 
-/** The published configuration (SPEC §11, THUMOS'14). */
+/** The published configuration (`configs/thumos_i3d.yaml`, THUMOS'14). */
 export const PAPER: Readonly<StudentConfig> = {
   dim: 512,
   mlpDim: 768,
@@ -166,7 +168,7 @@ export const PAPER: Readonly<StudentConfig> = {
   clipNorm: 1.0,
   warmupEpochs: 1,
   batch: 8,
-  // The reference trains epochs 0..100 and learns from the teacher from epoch 61 (SPEC §6.10):
+  // The reference trains epochs 0..100 and learns from the teacher from epoch 61 (`train_one_epoch`):
   // 61 + 40 = 101 epochs.
   epochs: 101,
   ema: true,
@@ -208,7 +210,7 @@ export const DEFAULT: Readonly<StudentConfig> = {
   // 750 steps: 500 on the generator's labels, 250 on the EMA teacher's (2/3 like the paper).
   epochs: 30,
   switchEpoch: 20,
-  // Horizon 1/(1-decay) = 100 steps, a fifth of the steps before the switch (SPEC §6.10 note).
+  // Horizon 1/(1-decay) = 100 steps, a fifth of the steps before the switch (docs/METHOD.md, "Short schedules").
   emaDecay: 0.99,
   // The short-schedule teacher is under-confident: at the published 0.4 it keeps a third of
   // the labels the generator gave (recall 0.14 vs 0.30 at tIoU 0.5) and the student regresses.
@@ -228,9 +230,6 @@ export const PRESETS: Record<string, Readonly<StudentConfig>> = {
   paper: PAPER,
   default: DEFAULT,
 };
-
-/** Names of the presets. */
-export type PresetName = "paper" | "default";
 
 /** Level count-derived strides: 1, 2, 4, ... */
 export function strides(cfg: Pick<StudentConfig, "levels">): number[] {

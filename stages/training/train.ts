@@ -1,6 +1,7 @@
 /**
- * The training loop of the student (SPEC §6.1, §6.8-6.10, §6.12): shuffled epochs of crops of
- * the training videos, pseudo labels from the selection stage until the switch epoch and from
+ * The training loop of the student (FuSTAL `Student-Training/train.py`, `libs/utils/train_utils.py`
+ * `train_one_epoch`): shuffled epochs of crops of the training videos, pseudo labels from the
+ * selection stage until the switch epoch and from
  * the EMA teacher afterwards, AdamW with linear warm-up and global-norm clipping, an EMA copy
  * updated after every step, checkpoints every N epochs and at the end, exact resume.
  *
@@ -35,7 +36,9 @@ import type { StudentConfig } from "./presets.ts";
 
 /** File name of the checkpoint inside the output folder. */
 export const CHECKPOINT_FILE = "student.ckpt";
-/** Side file with the test detections taken at the EMA switch (written before the next checkpoint). */
+/**
+ * Side file with the test detections taken at the EMA switch (written before the next checkpoint).
+ */
 export const BEFORE_SWITCH_FILE = "before_switch.json";
 
 /** Options of {@linkcode trainStudent}. */
