@@ -25,7 +25,8 @@ import { Rng } from "../lib/rng.ts";
 import { openDataset } from "../datasets.ts";
 import { synthesize } from "../datasets/synth.ts";
 import { generatorConfig } from "../stages/generation/presets.ts";
-import { trainGenerator, trainStep } from "../stages/generation/train.ts";
+import { trainGenerator } from "../stages/generation/train.ts";
+import { trainStep } from "../stages/generation/step.ts";
 import { Adam, createParams, disposeParams } from "../stages/generation/model.ts";
 
 const { positionals, values } = parseArgs({

@@ -19,7 +19,7 @@ import { type GeneratorParams, inferCas, loadCheckpoint } from "../stages/genera
 import { type GeneratorConfig, generatorConfig } from "../stages/generation/presets.ts";
 import { extractProposals } from "../stages/generation/proposals.ts";
 import { gatherRows, uniformIndices } from "../stages/generation/sampling.ts";
-import { videoScores } from "../stages/generation/train.ts";
+import { videoScores } from "../stages/generation/infer.ts";
 import { toResultsFile } from "../stages/evaluation.ts";
 import {
   fileHash,

@@ -18,7 +18,9 @@ import {
   saveCheckpoint,
   snapshotParams,
 } from "../stages/generation/model.ts";
-import { tiousFor, trainGenerator, trainStep } from "../stages/generation/train.ts";
+import { trainGenerator } from "../stages/generation/train.ts";
+import { tiousFor } from "../stages/generation/infer.ts";
+import { trainStep } from "../stages/generation/step.ts";
 import { generatorConfig } from "../stages/generation/presets.ts";
 import { configFromOptions, generatorPlugin } from "../stages/generation/plugin.ts";
 import { toResultsFile } from "../stages/evaluation.ts";

@@ -9,6 +9,10 @@
  * score, NaN RNG spare and NaN AP exact), magic `FSTLGST1`. Groups: `params`, `adam.m`,
  * `adam.v`, `best`.
  *
+ * {@linkcode saveLoopState} and {@linkcode restoreLoopState} move a training loop's
+ * {@linkcode GeneratorLoopState} to and from this file; resuming checks that the file was
+ * written for the same config and the same data.
+ *
  * @module
  */
 import {
@@ -20,10 +24,14 @@ import {
   saveTensorFile,
   type TensorFileKind,
 } from "../../lib/tensor_file.ts";
+import { InputError } from "../../lib/errors.ts";
+import type { Rng } from "../../lib/rng.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint } from "../../lib/plugin_types.ts";
+import type { VideoMeta } from "../../datasets/types.ts";
 import type { EvalResult } from "../evaluation.ts";
 import type { GeneratorConfig } from "./presets.ts";
+import { type Adam, type GeneratorParams, restoreParams, snapshotParams } from "./model.ts";
 
 /** File name of the resumable state inside a run's output folder. */
 export const STATE_FILE = "generator_state.ckpt";
@@ -123,4 +131,155 @@ export function loadTrainState(
   file: string,
 ): Promise<{ meta: TrainStateMeta; groups: Record<string, HostTensors> }> {
   return loadTensorFile<TrainStateMeta>(file, TRAIN_STATE);
+}
+
+/** The best weights so far and what they scored (kept through a resume). */
+export interface BestSelection {
+  /** Iteration of the weights (0 = untrained). */
+  step: number;
+  /** Their test average mAP (−∞ before any evaluation). */
+  score: number;
+  /** The weights, by parameter name. */
+  values: Record<string, Float32Array>;
+  /** Their test detections, when evaluated. */
+  test?: Detection[];
+  /** Their test evaluation, when evaluated. */
+  eval?: EvalResult;
+}
+
+/**
+ * What the generator's training loop carries from one iteration to the next: all of it goes
+ * into the state file, so a resumed loop continues exactly where it stopped.
+ */
+export interface GeneratorLoopState {
+  /** Current weights. */
+  params: GeneratorParams;
+  /** The optimiser (its step count and moments). */
+  opt: Adam;
+  /** Every RNG stream of the run, by name. */
+  streams: Record<string, Rng>;
+  /** The current pass's shuffled training videos. */
+  order: VideoMeta[];
+  /** Position of the next batch in `order`. */
+  pos: number;
+  /** Best selection so far. */
+  best: BestSelection;
+  /** Curves so far. */
+  curves: Record<string, CurvePoint[]>;
+  /** Wall seconds trained by the earlier invocations of a resumed run. */
+  trainedBefore: number;
+}
+
+/** The run a state belongs to (written with it, checked on resume). */
+export interface LoopStateContext {
+  /** Input feature dim D. */
+  inputDim: number;
+  /** Embedding dim H. */
+  hidden: number;
+  /** Class names (class id = index). */
+  classes: readonly string[];
+  /** The run's configuration. */
+  config: GeneratorConfig;
+  /** The training videos (those with a weak label). */
+  train: readonly VideoMeta[];
+  /** Number of test videos. */
+  testCount: number;
+}
+
+/** A group of weights with the shapes of `params`' variables. */
+function weightGroup(
+  params: GeneratorParams,
+  values: Record<string, Float32Array>,
+): HostTensors {
+  const sh = {
+    w1: [...params.w1.shape],
+    b1: [...params.b1.shape],
+    w2: [...params.w2.shape],
+  };
+  return Object.fromEntries(
+    Object.entries(values).map(([k, data]) => [k, { shape: sh[k as keyof typeof sh], data }]),
+  );
+}
+
+/**
+ * Writes the loop state after `iteration` completed iterations to `file` (atomically);
+ * `trainSeconds` is the wall time trained so far (informational).
+ */
+export async function saveLoopState(
+  file: string,
+  iteration: number,
+  s: GeneratorLoopState,
+  ctx: LoopStateContext,
+  trainSeconds: number,
+): Promise<void> {
+  const { m, v } = await s.opt.moments();
+  await saveTrainState(file, {
+    format: "fustal-generator-state",
+    version: 1,
+    iteration,
+    inputDim: ctx.inputDim,
+    hidden: ctx.hidden,
+    classes: [...ctx.classes],
+    config: ctx.config,
+    adamStep: s.opt.t,
+    rng: Object.fromEntries(Object.entries(s.streams).map(([k, r]) => [k, r.state()])),
+    order: s.order.map((mt) => mt.id),
+    pos: s.pos,
+    videos: { train: ctx.train.length, test: ctx.testCount },
+    best: { step: s.best.step, score: s.best.score, test: s.best.test, eval: s.best.eval },
+    curves: s.curves,
+    trainSeconds,
+  }, {
+    params: weightGroup(s.params, await snapshotParams(s.params)),
+    "adam.m": m,
+    "adam.v": v,
+    best: weightGroup(s.params, s.best.values),
+  });
+}
+
+/**
+ * Restores the loop state `s` from `file` and returns the iteration it was written after. A
+ * file written with a different config (keys other than {@linkcode configDiff}'s free ones) or
+ * for different data (feature dim, hidden size, classes or videos) is an InputError naming it.
+ */
+export async function restoreLoopState(
+  file: string,
+  s: GeneratorLoopState,
+  ctx: LoopStateContext,
+): Promise<number> {
+  const { meta, groups } = await loadTrainState(file);
+  const diff = configDiff(meta.config, ctx.config);
+  if (diff.length) {
+    throw new InputError(
+      `${file}: saved with a different generator config (${diff.join(", ")}); ` +
+        `use the same settings or run without --resume`,
+    );
+  }
+  const byId = new Map(ctx.train.map((mt) => [mt.id, mt]));
+  const sameData = meta.inputDim === ctx.inputDim && meta.hidden === ctx.hidden &&
+    JSON.stringify(meta.classes) === JSON.stringify(ctx.classes) &&
+    meta.videos.train === ctx.train.length && meta.videos.test === ctx.testCount &&
+    meta.order.every((id) => byId.has(id));
+  if (!sameData) {
+    throw new InputError(
+      `${file}: saved for a different dataset (feature dim, classes or videos differ)`,
+    );
+  }
+  const values = (g: HostTensors) =>
+    Object.fromEntries(Object.entries(g).map(([k, t]) => [k, t.data]));
+  restoreParams(s.params, values(groups.params));
+  s.opt.setMoments(meta.adamStep, groups["adam.m"] ?? {}, groups["adam.v"] ?? {});
+  for (const [k, r] of Object.entries(s.streams)) r.setState(meta.rng[k]);
+  s.order = meta.order.map((id) => byId.get(id)!);
+  s.pos = meta.pos;
+  s.best = {
+    step: meta.best.step,
+    score: meta.best.score,
+    values: values(groups.best),
+    test: meta.best.test,
+    eval: meta.best.eval,
+  };
+  s.curves = meta.curves;
+  s.trainedBefore = meta.trainSeconds;
+  return meta.iteration;
 }

@@ -23,7 +23,8 @@ import { atomicWriteJson, exists, readJson } from "../../lib/io.ts";
 import { Rng } from "../../lib/rng.ts";
 import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
 import type { Detection, GroundTruth } from "../../lib/types.ts";
-import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
+import type { Dataset, VideoMeta } from "../../datasets/types.ts";
+import { FeatureCache } from "../../datasets/feature_cache.ts";
 import { gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { groundTruthFromVideos } from "../evaluation.ts";
 import { cropWindow } from "./augment.ts";
@@ -136,22 +137,6 @@ export function pseudoLabelsToGrid(
     log(`pseudo labels: ignored ${skipped} label(s) on videos outside the training split`);
   }
   return out;
-}
-
-class FeatureCache {
-  #map = new Map<string, VideoFeatures>();
-  #bytes = 0;
-  constructor(private dataset: Dataset, private budget: number) {}
-  async get(id: string): Promise<VideoFeatures> {
-    const hit = this.#map.get(id);
-    if (hit) return hit;
-    const f = await this.dataset.load(id);
-    if (this.#bytes + f.data.byteLength <= this.budget) {
-      this.#map.set(id, f);
-      this.#bytes += f.data.byteLength;
-    }
-    return f;
-  }
 }
 
 /** The trainable state. */
