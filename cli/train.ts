@@ -23,7 +23,7 @@ import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
 
 /** Usage text of `train`. */
 export const usage =
-  `train --pseudo-labels P.json --root DIR [--layout NAME] --out DIR [--preset default|paper]
+  `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
       [--option KEY=VALUE ...] [--json]
@@ -41,10 +41,17 @@ export function resultsJson(method: string, dets: readonly Detection[]): Results
   return toResultsFile(dets, method, { official: true });
 }
 
-/** Opens a dataset through the shared adapters (`datasets.ts`). */
-export async function openStudentDataset(root: string, layout?: string): Promise<Dataset> {
+/**
+ * Opens a dataset through the shared adapters (`datasets.ts`); `strict` turns the warnings
+ * about late segments and videos without features into errors.
+ */
+export async function openStudentDataset(
+  root: string,
+  layout?: string,
+  strict = false,
+): Promise<Dataset> {
   const { openDataset } = await import("../datasets.ts");
-  return await openDataset(root, layout ? { layout } : {});
+  return await openDataset(root, { layout, strict });
 }
 
 const ARGS_FILE = "train_args.json";
@@ -55,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
     "pseudo-labels": { type: "string" },
     root: { type: "string" },
     layout: { type: "string" },
+    strict: { type: "boolean" },
     out: { type: "string" },
     preset: { type: "string" },
     epochs: { type: "string" },
@@ -117,7 +125,11 @@ export async function run(args: string[]): Promise<number> {
   const cfg = configFromOptions(options);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
-  const dataset = await openStudentDataset(root, v.layout as string | undefined);
+  const dataset = await openStudentDataset(
+    root,
+    v.layout as string | undefined,
+    v.strict === true,
+  );
   const labels = parseResults(await readJson(labelsFile), labelsFile);
   if (!resumeDir) {
     const keep = Object.fromEntries(

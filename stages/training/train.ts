@@ -23,7 +23,7 @@ import { Rng } from "../../lib/rng.ts";
 import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
 import type { Detection, GroundTruth } from "../../lib/types.ts";
 import type { Dataset, VideoFeatures, VideoMeta } from "../../datasets/types.ts";
-import { gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
+import { gridExtent, gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { groundTruthFromVideos } from "../evaluation.ts";
 import { cropWindow } from "./augment.ts";
 import { assignTargets, type GridSegment } from "./assign.ts";
@@ -37,6 +37,28 @@ import type { StudentConfig } from "./presets.ts";
 export const CHECKPOINT_FILE = "student.ckpt";
 /** Side file with the test detections taken at the EMA switch (written before the next checkpoint). */
 export const BEFORE_SWITCH_FILE = "before_switch.json";
+
+/** File name of the EMA snapshot kept after epoch `epoch` (see `StudentConfig.snapshots`). */
+export function snapshotFile(epoch: number): string {
+  return `epoch_${epoch}.ckpt`;
+}
+
+/**
+ * Epochs (counted as epochs completed) after which the weights are kept and evaluated:
+ * `cfg.snapshots` points evenly spaced over the teacher stage, the last at `cfg.epochs`
+ * (paper: 71, 81, 91, 101; default: 23, 25, 28, 30). Without EMA or with fewer than two
+ * snapshots, only the end.
+ */
+export function snapshotEpochs(
+  cfg: Pick<StudentConfig, "epochs" | "switchEpoch" | "ema" | "snapshots">,
+): number[] {
+  const n = cfg.snapshots ?? 1;
+  const stage = cfg.epochs - cfg.switchEpoch;
+  if (!cfg.ema || n < 2 || stage < 1) return [cfg.epochs];
+  const out = new Set<number>();
+  for (let k = 1; k <= n; k++) out.add(cfg.switchEpoch + Math.round((k * stage) / n));
+  return [...out].filter((e) => e > cfg.switchEpoch).sort((a, b) => a - b);
+}
 
 /** Options of {@linkcode trainStudent}. */
 export interface TrainOptions {
@@ -105,7 +127,11 @@ export function groundTruthOf(dataset: Dataset, split: "train" | "test"): Ground
   return groundTruthFromVideos(dataset.list(split));
 }
 
-/** Pseudo labels (seconds) of the training videos as grid segments, per video id. */
+/**
+ * Pseudo labels (seconds) of the training videos as grid segments, per video id. Each segment
+ * is clipped to the video's feature grid ({@linkcode gridExtent}); those left empty (e.g.
+ * annotations starting after the video ends, zero-length ones) are dropped, with one log line.
+ */
 export function pseudoLabelsToGrid(
   dataset: Dataset,
   labels: Detection[],
@@ -115,6 +141,8 @@ export function pseudoLabelsToGrid(
   const out = new Map<string, GridSegment[]>([...train.keys()].map((k) => [k, []]));
   const cls = new Map(dataset.classes.map((c, i) => [c, i]));
   let skipped = 0;
+  let clipped = 0;
+  let dropped = 0;
   for (const d of labels) {
     const meta = train.get(d.videoId);
     if (!meta) {
@@ -125,12 +153,26 @@ export function pseudoLabelsToGrid(
     if (c === undefined) {
       throw new InputError(`pseudo labels: video ${d.videoId}: unknown class "${d.label}"`);
     }
-    const a = secondsToGrid(meta.grid, d.segment[0]);
-    const b = secondsToGrid(meta.grid, d.segment[1]);
+    const [lo, hi] = meta.length >= 0 ? gridExtent(meta.grid, meta.length) : [0, Infinity];
+    const a0 = secondsToGrid(meta.grid, d.segment[0]);
+    const b0 = secondsToGrid(meta.grid, d.segment[1]);
+    const a = Math.max(lo, a0);
+    const b = Math.min(hi, b0);
+    if (!(b > a)) {
+      dropped++;
+      continue;
+    }
+    if (a !== a0 || b !== b0) clipped++;
     out.get(d.videoId)!.push({ a, b, c });
   }
   if (skipped) {
     log(`pseudo labels: ignored ${skipped} label(s) on videos outside the training split`);
+  }
+  if (clipped || dropped) {
+    log(
+      `pseudo labels: clipped ${clipped} label(s) to their video's features, dropped ${dropped} ` +
+        `left empty`,
+    );
   }
   return out;
 }
@@ -353,6 +395,24 @@ async function runTraining(
     testBeforeSwitch = saved.ema;
     testBeforeSwitchRaw = saved.raw;
   }
+  // EMA snapshots (cfg.snapshots): the ones before the end are detected when taken and their
+  // detections kept beside their checkpoint, so a resumed run reports them too.
+  const snapEpochs = snapshotEpochs(cfg);
+  const detectSnapshots = opts.evalTest ?? true;
+  const snapshots: NonNullable<StudentResult["snapshots"]> = [];
+  const snapJson = (e: number) =>
+    opts.outDir ? path.join(opts.outDir, snapshotFile(e).replace(/\.ckpt$/, ".json")) : null;
+  for (const e of snapEpochs) {
+    const f = snapJson(e);
+    if (e < cfg.epochs && e <= s.epoch && f && (await exists(f))) {
+      const saved = (await readJson(f)) as { epoch: number; test: Detection[] };
+      snapshots.push({
+        epoch: e,
+        test: saved.test,
+        checkpoint: path.join(opts.outDir!, snapshotFile(e)),
+      });
+    }
+  }
   const lastEpoch = opts.stopAfterEpochs !== undefined
     ? Math.min(cfg.epochs, s.epoch + opts.stopAfterEpochs)
     : cfg.epochs;
@@ -549,6 +609,21 @@ async function runTraining(
           ? `, teacher ${(labelCount.teacher / Math.max(1, labelCount.crops)).toFixed(2)}`
           : ""),
     );
+    if (snapEpochs.includes(s.epoch)) {
+      const file = opts.outDir ? path.join(opts.outDir, snapshotFile(s.epoch)) : undefined;
+      if (file) await writeCheckpoint(file, s, cfg, classes, D, rng, opts.seed);
+      if (s.epoch < cfg.epochs && detectSnapshots) {
+        const tb = performance.now();
+        const test = await detectSplit(dataset, s.ema ?? s.vars, cfg);
+        const jf = snapJson(s.epoch);
+        if (jf) await atomicWriteJson(jf, { epoch: s.epoch, test });
+        snapshots.push({ epoch: s.epoch, test, checkpoint: file });
+        log(
+          `epoch ${epoch}: kept snapshot ${snapshotFile(s.epoch)} and detected the test videos ` +
+            `(${((performance.now() - tb) / 1000).toFixed(1)} s)`,
+        );
+      }
+    }
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
     }
@@ -578,6 +653,10 @@ async function runTraining(
       opts.progress?.("detect test", dataset.list("test").length),
     );
     result.info!.inferSeconds = (performance.now() - ti) / 1000;
+    const last = opts.outDir && snapEpochs.includes(s.epoch)
+      ? path.join(opts.outDir, snapshotFile(s.epoch))
+      : undefined;
+    result.snapshots = [...snapshots, { epoch: s.epoch, test: result.test, checkpoint: last }];
     if (opts.evalRaw && s.ema) result.testRaw = await detectSplit(dataset, s.vars, cfg);
   }
   return result;
