@@ -83,8 +83,8 @@ export async function inspectDataset(
     return {
       layout: ds.layout,
       videos,
-      skipped: (ds as { skipped?: string[] }).skipped?.length ?? 0,
-      warnings: (ds as { warnings?: string[] }).warnings ?? [],
+      skipped: ds.skipped?.length ?? 0,
+      warnings: ds.warnings ?? [],
       classes: ds.classes.length,
       instances,
       featureDim: ds.featureDim,

@@ -51,7 +51,7 @@
  * id), so `--videos N` subsets carry the same features as the full set. Features cover each
  * video's stated duration and no more, as real features do; the real annotations are kept
  * as they are, including the 30 segments of the ActionFormer file that start after their
- * video ends (29 of video_test_0000270, one of video_validation_0000856), which the loaders
+ * video ends (in 5 videos, 22 of them in video_test_0000270), which the loaders
  * report with one warning line.
  *
  * Speed: plain typed-array loops, table-driven Gaussian noise; the 412-video set at D = 128

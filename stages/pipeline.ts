@@ -270,7 +270,7 @@ async function openRoot(
 
 /** The annotation file a dataset was read from (its root when it does not say). */
 function gtSource(ds: Dataset): string {
-  return (ds as { annotationFile?: string }).annotationFile ?? ds.root;
+  return ds.annotationFile ?? ds.root;
 }
 
 /**
@@ -286,6 +286,7 @@ export function restrictTestVideos(ds: Dataset, ids: ReadonlySet<string>): Datas
     root: ds.root,
     classes: ds.classes,
     featureDim: ds.featureDim,
+    annotationFile: ds.annotationFile,
     list: (split?: Split) => ds.list(split).filter(keep),
     load: (id: string) => ds.load(id),
     async *videos(split?: Split) {

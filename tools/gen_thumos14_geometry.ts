@@ -11,7 +11,7 @@
  * `v<n>` for video_validation_<n> and `t<n>` for video_test_<n> (n without zero padding),
  * C the class id of the SPEC §2.1 table (mapped by name), S/E seconds as in the file.
  * Every segment is kept as the file gives it, including the 30 that start after their video
- * ends (29 of video_test_0000270, one of video_validation_0000856): the synthetic set carries
+ * ends (in 5 videos, 22 of them in video_test_0000270): the synthetic set carries
  * the real files' quirks so the default run exercises the loaders' handling of them.
  *
  * @module
