@@ -127,10 +127,11 @@ export interface StudentConfig {
   checkpointEvery: number;
   /**
    * EMA snapshots kept and evaluated, evenly spaced over the teacher stage (the last one is
-   * the final weights): `student/epoch_N.ckpt`. The official release (fqhank/FuSTAL)
-   * evaluates the EMA weights at epochs 60/70/80/90 of its 100, not only the last: paper 4 =
-   * every 10 epochs of the 40-epoch teacher stage; the default preset keeps the same four
-   * points, proportionally, over its shorter stage. 0 or 1: the final weights only.
+   * the final weights): `student/epoch_N.ckpt`. The official release evaluates several
+   * epochs, not only the last (fqhank/FuSTAL `Student-Training/tools/thumos_i3d.sh` runs
+   * `eval.py` on `epoch_060/070/080/090.pth.tar`): paper 4 = every 10 epochs of the 40-epoch
+   * teacher stage; the default preset keeps the same four points, proportionally, over its
+   * shorter stage. 0 or 1: the final weights only.
    */
   snapshots: number;
   /** Keep training features in memory up to this many MiB (0 = reload every time). */
