@@ -7,6 +7,7 @@ import { assertEquals, assertRejects, tempDir } from "./datasets_helpers.ts";
 import { InputError } from "../lib/errors.ts";
 import { openDataset } from "../datasets.ts";
 import { groundTruthFromVideos } from "../stages/evaluation.ts";
+import { runFuSTAL } from "../stages/pipeline.ts";
 import { pseudoLabelsToGrid } from "../stages/training/train.ts";
 import { encodeNpy } from "../datasets/npy.ts";
 import { synthesize } from "../datasets/synth.ts";
@@ -164,6 +165,61 @@ Deno.test({
       assertEquals(all.length, 2, all.join("\n"));
       match(all, /anet_anno_action\.json: 215 segment\(s\) end after their video/);
       match(all, /anet_anno_action\.json: 12 segment\(s\) have zero length/);
+    } finally {
+      await fs.rm(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "datasets real: run --root on the real THUMOS'14 files (both layouts) finishes with figures",
+  ignore: !have,
+  fn: async () => {
+    const dir = await tempDir();
+    try {
+      // Features in both layouts with the real geometry (late segments kept), then the real
+      // annotation files copied over the synthetic ones, unmodified.
+      await synthesize({ out: dir, dim: 8 });
+      await fs.copyFile(
+        path.join(DATA, "thumos14_actionformer/thumos14.json"),
+        path.join(dir, "actionformer/annotations/thumos14.json"),
+      );
+      for (const f of ["gt.json", "split_train.txt", "split_test.txt"]) {
+        await fs.copyFile(path.join(DATA, "thumos14_cola", f), path.join(dir, "cola", f));
+      }
+      const logs: string[] = [];
+      const r = await runFuSTAL({
+        root: dir,
+        out: path.join(dir, "run"),
+        backend: "wasm",
+        seed: 1,
+        generatorOptions: { iterations: 2, evalEvery: 2, batch: 4, snippets: 32 },
+        studentOptions: {
+          epochs: 2,
+          switchEpoch: 1,
+          batch: 16,
+          dim: 16,
+          mlpDim: 24,
+          levels: 3,
+          regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+          gnGroups: 4,
+          numBins: 4,
+          maxSeqLen: 128,
+        },
+        onLog: (l) => logs.push(l),
+      });
+      match(logs, /^warning: .*thumos14\.json: 30 segment\(s\) end after their video/);
+      match(logs, /^scoring: .*gt\.json, test subset \(210 videos\).*its 2 other test video/);
+      assertEquals([r.scoring.student.videos, r.scoring.student.predicted], [210, 210]);
+      assertEquals(r.dataset.test, 210);
+      for (const m of [r.generator.test, r.pseudoLabels.after, r.student.final]) {
+        if (!(m.mAP.length === 7 && m.mAP.every(Number.isFinite))) throw new Error("figures");
+      }
+      const dets = JSON.parse(await Deno.readTextFile(r.files.detections));
+      const test = (await Deno.readTextFile(path.join(DATA, "thumos14_cola/split_test.txt")))
+        .split(/\r?\n/).filter((l) => l.trim() !== "");
+      if (!Object.keys(dets.results).every((v) => test.includes(v))) throw new Error("extra");
     } finally {
       await fs.rm(dir, { recursive: true });
     }
