@@ -31,8 +31,9 @@ train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
   videos only, then detects on the test videos. Writes DIR/student.ckpt (every N epochs and at
   the end, atomically), DIR/detections.json (final, EMA weights unless --no-ema),
-  DIR/detections_before_switch.json (EMA weights at the teacher switch) and DIR/metrics.json
-  (test mAP when the test videos have annotations). --option sets any field of the student
+  DIR/detections_before_switch.json (EMA weights at the teacher switch), DIR/epoch_N.ckpt and
+  DIR/epoch_N.json (EMA snapshots over the teacher stage, see the snapshots option) and
+  DIR/metrics.json (test mAP of each when the test videos have annotations). --option sets any field of the student
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
   the flags and config it was started with. --json: last stdout line one object.`;
 
@@ -180,6 +181,12 @@ export async function run(args: string[]): Promise<number> {
     testBeforeSwitch: score(r.testBeforeSwitch),
     testRaw: score(r.testRaw),
     testBeforeSwitchRaw: score(r.testBeforeSwitchRaw),
+    // Every kept EMA snapshot (DIR/epoch_N.ckpt); the last is `test`, the headline.
+    snapshots: r.snapshots?.map((k) => ({
+      epoch: k.epoch,
+      checkpoint: k.checkpoint,
+      ...score(k.test),
+    })),
     detections: r.test.length,
     checkpoint: r.checkpoint,
     seconds: (performance.now() - t0) / 1000,
