@@ -8,6 +8,9 @@ import {
 } from "../stages/pipeline.ts";
 import { openDataset, synthesize } from "../datasets.ts";
 import { groundTruthFromVideos } from "../stages/evaluation.ts";
+import { loadStudent } from "../stages/training/train.ts";
+import { loadCheckpoint } from "../stages/training/checkpoint.ts";
+import { tf } from "../deps.ts";
 import { formatAblationTable, runAblation } from "../stages/ablation.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
@@ -336,6 +339,12 @@ Deno.test("pipeline: the student predicts on exactly the ground truth's test vid
     const d = JSON.parse(await Deno.readTextFile(k.detections));
     assert.deepEqual(Object.keys(d.results).sort(), colaTest);
   }
+  // A snapshot is an inference checkpoint (weights and EMA, no optimiser state).
+  const ck = await loadCheckpoint(path.join(out, "student", "epoch_2.ckpt"));
+  assert.deepEqual(Object.keys(ck.groups).sort(), ["ema", "model"]);
+  const loaded = await loadStudent(path.join(out, "student", "epoch_2.ckpt"));
+  assert.equal(loaded.meta.epoch, 2);
+  tf.dispose(Object.values(loaded.params));
   const metrics = JSON.parse(await Deno.readTextFile(r.files.metrics));
   assert.deepEqual(metrics.student.snapshots, snaps);
   assert.equal(metrics.student.bestEpoch, r.student.bestEpoch);

@@ -262,6 +262,7 @@ async function writeCheckpoint(
   inDim: number,
   rng: Rng,
   seed: number,
+  weightsOnly = false,
 ): Promise<void> {
   const meta: CheckpointMeta = {
     format: "fustal-student",
@@ -277,7 +278,8 @@ async function writeCheckpoint(
     curves: s.curves,
     trainSeconds: s.trainSeconds,
   };
-  const groups: TensorGroups = {
+  // A snapshot (weightsOnly) keeps the weights and their EMA for inference, not the optimiser.
+  const groups: TensorGroups = weightsOnly ? { model: await hostGroup(s.vars) } : {
     model: await hostGroup(s.vars),
     "adam.m": await hostGroup(s.m),
     "adam.v": await hostGroup(s.v),
@@ -611,7 +613,7 @@ async function runTraining(
     );
     if (snapEpochs.includes(s.epoch)) {
       const file = opts.outDir ? path.join(opts.outDir, snapshotFile(s.epoch)) : undefined;
-      if (file) await writeCheckpoint(file, s, cfg, classes, D, rng, opts.seed);
+      if (file) await writeCheckpoint(file, s, cfg, classes, D, rng, opts.seed, true);
       if (s.epoch < cfg.epochs && detectSnapshots) {
         const tb = performance.now();
         const test = await detectSplit(dataset, s.ema ?? s.vars, cfg);
