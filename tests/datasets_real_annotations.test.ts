@@ -149,6 +149,37 @@ Deno.test({
       }
       const f = await ds.load(ids[3]);
       assertEquals([f.length, f.dim, f.data[0]], [16, 3, 3]);
+      // The generator runs on the partial set and finishes with figures.
+      const gen = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../mod.ts", import.meta.url).pathname,
+          "generate",
+          "--root",
+          dir,
+          "--out",
+          path.join(dir, "gen"),
+          "--iterations",
+          "2",
+          "--eval-every",
+          "2",
+          "--batch",
+          "4",
+          "--snippets",
+          "16",
+          "--backend",
+          "wasm",
+          "--json",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const genErr = new TextDecoder().decode(gen.stderr);
+      assertEquals(gen.code, 0, genErr);
+      match(genErr.split("\n"), /^warning: .*annotated video\(s\) have no feature file/);
+      const figures = JSON.parse(new TextDecoder().decode(gen.stdout).trim().split("\n").at(-1)!);
+      if (!figures.test.mAP.every(Number.isFinite)) throw new Error(JSON.stringify(figures));
 
       // Features for every video: the whole file loads, with its 215 segments past their
       // video's end and 12 of zero length reported on one line each.
