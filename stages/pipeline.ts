@@ -10,8 +10,9 @@
  * - `generator/` (generator checkpoints), `proposals.json` (train-video proposals),
  *   `generator_test.json` (the generator's own test detections)
  * - `pseudo_labels.json` (selected proposals)
- * - `student/` (student checkpoints), `detections.json` (final test detections),
- *   `detections_before_switch.json`
+ * - `student/` (student checkpoints, `epoch_N.ckpt` the kept EMA snapshots),
+ *   `detections.json` (final test detections), `detections_before_switch.json`,
+ *   `detections_epoch_N.json` (each snapshot's test detections)
  * - `metrics.json`, `report.html`, `state.json`
  *
  * @module
