@@ -45,6 +45,8 @@ Trains the generator (CoLA + FuSTAL cross-video contrast) from video-level label
 flags:
   --root DIR          dataset folder (a folder with cola/ uses cola/ unless --layout is given)
   --layout NAME       cola | actionformer | activitynet (default: auto-detect)
+  --strict            segments past their video's end and annotated videos without
+                      features are errors (default: one warning line each)
   --out DIR           output folder (default runs/generate)
   --preset NAME       default (CPU-sized, see bench/BENCH-generation.md) | paper (published)
   --iterations N      training iterations
@@ -73,6 +75,7 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parseFlags("generate", args, {
     root: { type: "string" },
     layout: { type: "string" },
+    strict: { type: "boolean" },
     out: { type: "string" },
     preset: { type: "string" },
     iterations: { type: "string" },
@@ -131,7 +134,7 @@ export async function run(args: string[]): Promise<number> {
     layout = "cola";
     logErr(`generate: using the CoLA layout under ${root}`);
   }
-  const ds = await openDataset(root, layout ? { layout } : {});
+  const ds = await openDataset(root, { layout, strict: values.strict === true });
   const info = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(info));
   logErr(

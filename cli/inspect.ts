@@ -22,7 +22,9 @@ Summarises a dataset folder (layout auto-detected unless given).
   --root DIR         dataset folder (for a synth output folder, add --layout)
   --layout NAME      actionformer | cola | activitynet
   --npz-key NAME     array to read from .npz files holding several
-  --skip-missing     drop annotated videos that have no feature file (default: error)
+  --strict           segments past their video's end and annotated videos without a
+                     feature file are errors (default: one warning line each)
+  --skip-missing     accepted for compatibility (skipping is the default)
   --include-testing  ActivityNet: list the unlabeled testing videos as test videos
   --json             print the summary as one JSON object (last stdout line)
   --checksum         instead of the summary, list every video's checksum (rows, SHA-256 of
@@ -34,21 +36,38 @@ ${SHARD_USAGE}`;
 
 /** The summary `inspect` prints. */
 export interface InspectSummary {
+  /** Layout read. */
   layout: string;
+  /** Videos with features, per split. */
   videos: Record<string, number>;
+  /** Annotated videos without a feature file (left out). */
+  skipped: number;
+  /** The warning lines of the annotation file (late segments, skipped videos). */
+  warnings: string[];
+  /** Number of classes. */
   classes: number;
+  /** Annotated instances of the videos with features, per split. */
   instances: Record<string, number>;
+  /** Feature dimension. */
   featureDim: number;
+  /** Feature rows per video. */
   snippets: { min: number; median: number; max: number };
+  /** Float64 sum of every feature value. */
   checksum: number;
 }
 
 /** Opens and summarises the dataset at `root` (reads every feature value once). */
 export async function inspectDataset(
   root: string,
-  opts: { layout?: string; npzKey?: string; skipMissing?: boolean; includeTesting?: boolean } = {},
+  opts: {
+    layout?: string;
+    npzKey?: string;
+    skipMissing?: boolean;
+    includeTesting?: boolean;
+    strict?: boolean;
+  } = {},
 ): Promise<InspectSummary> {
-  const ds = await openDataset(root, { ...opts, onWarning: logErr });
+  const ds = await openDataset(root, { ...opts, onWarning: (l) => logErr(`warning: ${l}`) });
   try {
     const videos: Record<string, number> = {};
     const instances: Record<string, number> = {};
@@ -75,6 +94,8 @@ export async function inspectDataset(
     return {
       layout: ds.layout,
       videos,
+      skipped: ds.skipped?.length ?? 0,
+      warnings: ds.warnings ?? [],
       classes: ds.classes.length,
       instances,
       featureDim: ds.featureDim,
@@ -182,6 +203,7 @@ export async function run(args: string[]): Promise<number> {
     "npz-key": { type: "string" },
     "skip-missing": { type: "boolean" },
     "include-testing": { type: "boolean" },
+    strict: { type: "boolean" },
     json: { type: "boolean" },
     checksum: { type: "boolean" },
     out: { type: "string" },
@@ -216,6 +238,7 @@ export async function run(args: string[]): Promise<number> {
     npzKey: values["npz-key"] as string | undefined,
     skipMissing: Boolean(values["skip-missing"]),
     includeTesting: Boolean(values["include-testing"]),
+    strict: Boolean(values.strict),
   });
   if (values.json) {
     console.log(JSON.stringify(s));
@@ -224,7 +247,7 @@ export async function run(args: string[]): Promise<number> {
   const kv = (o: Record<string, number>) =>
     Object.entries(o).map(([k, v]) => `${k} ${v}`).join(", ");
   console.log(`layout     ${s.layout}`);
-  console.log(`videos     ${kv(s.videos)}`);
+  console.log(`videos     ${kv(s.videos)} (with features; ${s.skipped} skipped without)`);
   console.log(`instances  ${kv(s.instances)}`);
   console.log(`classes    ${s.classes}`);
   console.log(`featureDim ${s.featureDim}`);

@@ -35,6 +35,8 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --root DIR            dataset root (synth output with cola/ + actionformer/, or one layout)
   --layout NAME         actionformer | cola | activitynet | a dataset plugin (auto-detected)
   --generator-root DIR  --student-root DIR   separate roots per stage
+  --strict              segments past their video's end and annotated videos without
+                        features are errors (default: one warning line each)
   --out DIR             run folder (default runs/default)
   --resume              skip finished stages, continue from checkpoints
   --preset NAME         default (fits a CPU) | paper (published hyper-parameters)
@@ -67,6 +69,7 @@ export async function run(args: string[]): Promise<number> {
     layout: { type: "string" },
     "generator-root": { type: "string" },
     "student-root": { type: "string" },
+    strict: { type: "boolean", default: false },
     out: { type: "string" },
     resume: { type: "boolean", default: false },
     preset: { type: "string" },
@@ -114,6 +117,7 @@ export async function run(args: string[]): Promise<number> {
     layout: values.layout as string | undefined,
     generatorRoot: values["generator-root"] as string | undefined,
     studentRoot: values["student-root"] as string | undefined,
+    strict: Boolean(values.strict),
     out: values.out as string | undefined,
     resume: Boolean(values.resume),
     preset,
@@ -168,7 +172,14 @@ export async function run(args: string[]): Promise<number> {
       dataset: r.dataset,
       generator: r.generator.test,
       pseudoLabels: r.pseudoLabels,
-      student: { beforeSwitch: r.student.beforeSwitch, final: r.student.final },
+      student: {
+        beforeSwitch: r.student.beforeSwitch,
+        final: r.student.final,
+        snapshots: r.student.snapshots,
+        headlineEpoch: r.student.headlineEpoch,
+        bestEpoch: r.student.bestEpoch,
+      },
+      scoring: r.scoring,
       seconds: r.seconds,
       files: r.files,
     }));

@@ -38,7 +38,7 @@ import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from ".
 
 /** Usage text of `train`. */
 export const usage =
-  `train --pseudo-labels P.json --root DIR [--layout NAME] --out DIR [--preset default|paper]
+  `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
       [--option KEY=VALUE ...] [--json]
@@ -46,8 +46,9 @@ train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
   videos only, then detects on the test videos. Writes DIR/student.ckpt (every N epochs and at
   the end, atomically), DIR/detections.json (final, EMA weights unless --no-ema),
-  DIR/detections_before_switch.json (EMA weights at the teacher switch) and DIR/metrics.json
-  (test mAP when the test videos have annotations). --option sets any field of the student
+  DIR/detections_before_switch.json (EMA weights at the teacher switch), DIR/epoch_N.ckpt and
+  DIR/epoch_N.json (EMA snapshots over the teacher stage, see the snapshots option) and
+  DIR/metrics.json (test mAP of each when the test videos have annotations). --option sets any field of the student
   config (stages/training/presets.ts; VALUE parsed as JSON). --resume DIR continues a killed run with
   the flags and config it was started with. --json: last stdout line one object.
   --student NAME runs another student plugin (default tridet-ema; load it with --plugin): it gets
@@ -63,6 +64,7 @@ export async function run(args: string[]): Promise<number> {
     "pseudo-labels": { type: "string" },
     root: { type: "string" },
     layout: { type: "string" },
+    strict: { type: "boolean" },
     out: { type: "string" },
     preset: { type: "string" },
     epochs: { type: "string" },
@@ -134,7 +136,7 @@ export async function run(args: string[]): Promise<number> {
   const layout = v.layout as string | undefined;
   // A folder with both packages: the student reads actionformer/.
   const pkg = layout ? null : await packageRoots(root);
-  const dataset = await openDataset(pkg?.student ?? root, layout ? { layout } : {});
+  const dataset = await openDataset(pkg?.student ?? root, { layout, strict: v.strict === true });
   const labels = await readResultsFile(labelsFile);
   if (!resumeDir) {
     const keep = Object.fromEntries(
@@ -210,6 +212,12 @@ export async function run(args: string[]): Promise<number> {
     testBeforeSwitch: score(r.testBeforeSwitch),
     testRaw: score(r.testRaw),
     testBeforeSwitchRaw: score(r.testBeforeSwitchRaw),
+    // Every kept EMA snapshot (DIR/epoch_N.ckpt); the last is `test`, the headline.
+    snapshots: r.snapshots?.map((k) => ({
+      epoch: k.epoch,
+      checkpoint: k.checkpoint,
+      ...score(k.test),
+    })),
     detections: r.test.length,
     checkpoint: r.checkpoint,
     seconds: (performance.now() - t0) / 1000,

@@ -7,7 +7,7 @@
  */
 import { InputError } from "../lib/errors.ts";
 import type { Annotation, Dataset, FeatureGrid, Split, VideoFeatures, VideoMeta } from "./types.ts";
-import { gridToSeconds } from "./time.ts";
+import { secondsPerRow } from "./time.ts";
 import { parseSegment } from "../lib/segment.ts";
 import {
   checkFeatureArray,
@@ -51,20 +51,36 @@ export interface OpenOptions extends FeatureReadOptions {
   annotations?: string;
   /** Features folder or `.zip` to use instead of the layout's default path. */
   features?: string;
-  /** Drop annotated videos that have no feature file (default: that is an error). */
+  /**
+   * Kept for compatibility: annotated videos without a feature file are now skipped by
+   * default (one warning line); use `strict` to make that an error.
+   */
   skipMissing?: boolean;
+  /**
+   * Turn the two warnings about real annotation files into errors: segments that end after
+   * their video (or have zero length), and annotated videos without a feature file.
+   */
+  strict?: boolean;
   /** ActivityNet: list the unlabeled `testing` videos as test videos. */
   includeTesting?: boolean;
   /** Class names (id = index) instead of the layout's own table. */
   classes?: string[];
   /** Check every loaded value is finite (default true). */
   checkFinite?: boolean;
-  /** Receives warnings (skipped videos); default: ignored. */
+  /**
+   * Receives the warning lines (skipped videos, segments past the end; at most one line of
+   * each kind per annotation file); default: printed to stderr.
+   */
   onWarning?: (line: string) => void;
 }
 
-/** Slack (seconds) before a segment counts as lying outside its video. */
+/** Slack (seconds) in the "ends far past the video" rule for annotation segments. */
 export const SEGMENT_SLACK_S = 1;
+
+/** The warning sink of `opts`: its `onWarning`, else one `warning: ...` line on stderr. */
+export function warningSink(opts: OpenOptions): (line: string) => void {
+  return opts.onWarning ?? ((l) => console.error(`warning: ${l}`));
+}
 
 /** Maps a class name through `classes`; an unknown name is an error naming file and video. */
 export function classIdOf(
@@ -119,37 +135,68 @@ export function parseAnnotations(
   });
 }
 
+/** Segments of a file that do not lie inside their video (see {@linkcode segmentReport}). */
+export interface SegmentReport {
+  /** Segments ending after their video's end (start inside or not). */
+  late: number;
+  /** Of `late`, those that do not even start before the end. */
+  startAfterEnd: number;
+  /** Zero-length segments (start == end). */
+  zeroLength: number;
+  /** First offending video and segment, for the warning line. */
+  first?: { video: string; segment: [number, number]; label: string; end: number };
+  /** First zero-length segment. */
+  firstZero?: { video: string; segment: [number, number]; label: string };
+}
+
 /**
- * Checks that every segment overlaps the video. The video spans the larger of its annotated
- * duration and the time its features cover (real annotation files have a few segments past
- * their stated duration, e.g. THUMOS'14 video_validation_0000364, which real features do
- * cover); a segment starting after that, or ending before 0, lies outside the video. A
- * segment starting before 0 by more than {@linkcode SEGMENT_SLACK_S} (e.g. [-50, 5]) is
- * refused as well: no time exists there, so the annotation is wrong rather than late; so is
- * a segment that starts inside the video but ends more than one video length past its end
- * (e.g. [120, 10000] in a 129 s video; real files overshoot by seconds).
+ * The end of a video for the "past the end" rule: the annotated duration when the file gives
+ * one; with a duration estimated from the features (CoLA's gt.json has none), the features'
+ * span plus one row (the last partial snippet is not written by the feature extractor).
  */
-export function checkSegmentsInside(meta: VideoMeta, file: string): void {
-  const span = Math.max(meta.duration, meta.length > 0 ? gridToSeconds(meta.grid, meta.length) : 0);
+export function videoEnd(meta: VideoMeta, estimated: boolean): number {
+  return estimated ? meta.duration + secondsPerRow(meta.grid) : meta.duration;
+}
+
+/**
+ * Counts a video's annotations that end after the video or have zero length into `r`. Real
+ * files have such segments (the ActionFormer THUMOS'14 file: 30 segments starting after their
+ * video ends; the BSN ActivityNet file: 215 ending after their video, 12 of zero length);
+ * the official code loads them as they are, so they are counted, not rejected. A segment
+ * starting before 0 is an input error, and so is one that starts inside the video but ends
+ * more than a whole video length past its end (e.g. [120, 10000] in a 129 s video).
+ */
+export function countSegments(
+  meta: VideoMeta,
+  file: string,
+  estimated: boolean,
+  r: SegmentReport,
+): void {
+  const end = videoEnd(meta, estimated);
   for (const a of meta.annotations) {
     const [s, e] = a.segment;
-    if (s < -SEGMENT_SLACK_S) {
+    if (s < 0) {
       throw new InputError(
-        `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) starts ${-s} s before ` +
-          `the video (more than the ${SEGMENT_SLACK_S} s allowed)`,
+        `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) starts before 0` +
+          (s < -SEGMENT_SLACK_S ? ` (${-s} s before the video)` : ""),
       );
     }
-    if (s <= span + SEGMENT_SLACK_S && e > 2 * span + SEGMENT_SLACK_S) {
+    // Late segments are real-file quirks (a few seconds); one that starts inside the video and
+    // ends more than a whole video length past its end is a broken annotation, not a late one.
+    if (s < end && e > 2 * end + SEGMENT_SLACK_S) {
       throw new InputError(
         `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) ends far past the ` +
-          `video (0 to ${span.toFixed(2)} s)`,
+          `video (0 to ${end.toFixed(2)} s)`,
       );
     }
-    if (s > span + SEGMENT_SLACK_S || e < -SEGMENT_SLACK_S) {
-      throw new InputError(
-        `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) lies outside the video ` +
-          `(0 to ${span.toFixed(2)} s)`,
-      );
+    if (e > end) {
+      r.late++;
+      if (s >= end) r.startAfterEnd++;
+      r.first ??= { video: meta.id, segment: [s, e], label: a.label, end };
+    }
+    if (e === s) {
+      r.zeroLength++;
+      r.firstZero ??= { video: meta.id, segment: [s, e], label: a.label };
     }
   }
 }
@@ -165,6 +212,30 @@ export function checkVideoId(id: string, file: string): void {
         `must resolve inside the dataset root)`,
     );
   }
+}
+
+/** The warning lines (or, with `strict`, the error) of a {@linkcode SegmentReport}. */
+export function segmentReport(r: SegmentReport, file: string, strict: boolean): string[] {
+  const lines: string[] = [];
+  if (r.late && r.first) {
+    const f = r.first;
+    lines.push(
+      `${file}: ${r.late} segment(s) end after their video (${r.startAfterEnd} start at or ` +
+        `after its end); first: video ${f.video} [${f.segment[0]}, ${f.segment[1]}] ` +
+        `(${f.label}), video ends at ${+f.end.toFixed(2)} s. Training clips them to the ` +
+        `features (dropping those left empty); evaluation keeps them as given`,
+    );
+  }
+  if (r.zeroLength && r.firstZero) {
+    const f = r.firstZero;
+    lines.push(
+      `${file}: ${r.zeroLength} segment(s) have zero length; first: video ${f.video} ` +
+        `[${f.segment[0]}, ${f.segment[1]}] (${f.label}). Training drops them; evaluation ` +
+        `keeps them as given`,
+    );
+  }
+  if (strict && lines.length) throw new InputError(`${lines[0]} (--strict)`);
+  return lines;
 }
 
 /** Sorted unique class ids of a video's annotations (its weak label). */
@@ -212,6 +283,12 @@ export interface StreamingInit {
   checkFinite: boolean;
   /** Grid of a video once its length is known (ActivityNet: uniform over the duration). */
   regrid?: (meta: VideoMeta, length: number) => FeatureGrid;
+  /** The annotation file the metadata came from. */
+  annotationFile?: string;
+  /** Annotated videos left out because they have no feature file. */
+  skipped?: string[];
+  /** The warning lines issued while opening. */
+  warnings?: string[];
 }
 
 /**
@@ -223,6 +300,12 @@ export class StreamingDataset implements Dataset {
   root: string;
   classes: string[];
   featureDim: number;
+  /** The annotation file the metadata (and the evaluation ground truth) came from. */
+  annotationFile?: string;
+  /** Ids of annotated videos left out because they have no feature file. */
+  skipped: string[];
+  /** The warning lines issued while opening (also sent to `onWarning`). */
+  warnings: string[];
   #metas: VideoMeta[];
   #byId = new Map<string, VideoMeta>();
   #sources: Map<string, VideoSource>;
@@ -235,6 +318,9 @@ export class StreamingDataset implements Dataset {
     this.root = init.root;
     this.classes = init.classes;
     this.featureDim = featureDim;
+    this.annotationFile = init.annotationFile;
+    this.skipped = init.skipped ?? [];
+    this.warnings = init.warnings ?? [];
     this.#metas = init.metas;
     for (const m of init.metas) this.#byId.set(m.id, m);
     this.#sources = init.sources;
@@ -306,9 +392,11 @@ export class StreamingDataset implements Dataset {
 
 /**
  * Resolves every video's feature files, reads their headers (shape only), fills `length`
- * (and the grid, via `regrid`), checks dims agree and segments lie inside, and returns the
- * dataset. A missing file is an error naming the video and the expected path, unless
- * `skipMissing` (then the video is dropped with a warning).
+ * (and the grid, via `regrid`), checks dims agree, counts segments past their video's end,
+ * and returns the dataset. Annotated videos without a feature file are left out with one
+ * warning line (count and first id), as are segments past the end (see
+ * {@linkcode countSegments}); with `strict` either is an error. A split whose videos all
+ * lack features is an error.
  */
 export async function finishOpen(
   init: StreamingInit & { annotationFile: string },
@@ -317,6 +405,11 @@ export async function finishOpen(
   fixDuration?: (meta: VideoMeta) => void,
 ): Promise<StreamingDataset> {
   const kept: VideoMeta[] = [];
+  const warn = warningSink(opts);
+  const strict = opts.strict ?? false;
+  const missingIds: string[] = [];
+  let firstExpected = "";
+  const segs: SegmentReport = { late: 0, startAfterEnd: 0, zeroLength: 0 };
   let dim = -1;
   let dimFrom = "";
   for (const meta of init.metas) {
@@ -336,14 +429,15 @@ export async function finishOpen(
       refs.push(r);
     }
     if (missing !== null) {
-      if (opts.skipMissing) {
-        opts.onWarning?.(`skipping video ${meta.id}: no feature file (expected ${missing})`);
-        continue;
+      if (strict) {
+        throw new InputError(
+          `video ${meta.id} (listed in ${init.annotationFile}) has no feature file: ` +
+            `expected ${missing} (--strict)`,
+        );
       }
-      throw new InputError(
-        `video ${meta.id} (listed in ${init.annotationFile}) has no feature file: ` +
-          `expected ${missing}`,
-      );
+      if (!missingIds.length) firstExpected = missing;
+      missingIds.push(meta.id);
+      continue;
     }
     let length = -1;
     let d = 0;
@@ -383,11 +477,30 @@ export async function finishOpen(
     meta.length = length;
     if (init.regrid) meta.grid = init.regrid(meta, length);
     fixDuration?.(meta);
-    checkSegmentsInside(meta, init.annotationFile);
+    countSegments(meta, init.annotationFile, fixDuration !== undefined, segs);
     init.sources.set(meta.id, { refs });
     kept.push(meta);
   }
+  const warnings = segmentReport(segs, init.annotationFile, strict);
+  if (missingIds.length) {
+    warnings.push(
+      `${init.annotationFile}: ${missingIds.length} annotated video(s) have no feature file ` +
+        `and are skipped; first: ${missingIds[0]} (expected ${firstExpected})`,
+    );
+  }
+  for (const split of ["train", "test"] as Split[]) {
+    const listed = init.metas.filter((m) => m.split === split).length;
+    if (listed > 0 && !kept.some((m) => m.split === split)) {
+      throw new InputError(
+        `${init.annotationFile}: none of the ${listed} ${split} video(s) has a feature file ` +
+          `(first: ${init.metas.find((m) => m.split === split)!.id}, expected ${firstExpected})`,
+      );
+    }
+  }
+  for (const w of warnings) warn(w);
   init.metas = kept;
+  init.skipped = missingIds;
+  init.warnings = warnings;
   return new StreamingDataset(init, Math.max(0, dim));
 }
 

@@ -3,8 +3,9 @@
  * (thumos14.json, 412 videos: 200 Validation + 212 Test). Do not edit by hand.
  *
  * The real videos' geometry (ids, subsets, durations, fps, segments and class ids of the
- * `CLASS_DICT` order) that the synthetic generator lays its features on, so the default run
- * needs no external file. Format: see the generator script.
+ * fixed alphabetical class table) that the synthetic generator lays its features on, so the
+ * default run needs no external file. Segments are kept as the file gives them, including the
+ * 30 that start after their video ends. Format: see the generator script.
  *
  * @module
  */

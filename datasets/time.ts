@@ -42,3 +42,12 @@ export function secondsToGrid(grid: FeatureGrid, t: number): number {
 export function secondsPerRow(grid: FeatureGrid): number {
   return grid.stride / grid.fps;
 }
+
+/**
+ * The grid positions a video's `length` feature rows cover: `[0, length]` on a snippet grid
+ * (offset 0: positions are snippet boundaries), `[0, length - 1]` on a centred grid (positions
+ * are row centres). Training targets are clipped to it.
+ */
+export function gridExtent(grid: FeatureGrid, length: number): [number, number] {
+  return [0, Math.max(0, grid.offset === 0 ? length : length - 1)];
+}

@@ -79,6 +79,12 @@ export interface DatasetInfo {
   classes: string[];
   /** Feature dimension D. */
   featureDim: number;
+  /** The annotation file the metadata (and so the evaluation ground truth) came from. */
+  annotationFile?: string;
+  /** Annotated videos left out because they have no feature file (see the warnings). */
+  skipped?: string[];
+  /** The warning lines issued while opening (late segments, skipped videos). */
+  warnings?: string[];
 }
 
 /** An opened dataset: metadata for every video, features on demand. */

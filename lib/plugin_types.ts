@@ -68,6 +68,11 @@ export interface StudentResult {
   curves?: Record<string, CurvePoint[]>;
   /** Path of the final checkpoint, if written. */
   checkpoint?: string;
+  /**
+   * Test detections of the weights kept at several epochs (oldest first; the last is the
+   * final weights, whose detections are `test`). Each stage of the pipeline scores them all.
+   */
+  snapshots?: { epoch: number; test: Detection[]; checkpoint?: string }[];
   /** Anything else worth reporting. */
   info?: Record<string, unknown>;
 }

@@ -10,8 +10,9 @@
  * - `generator/` (generator checkpoints), `proposals.json` (train-video proposals),
  *   `generator_test.json` (the generator's own test detections)
  * - `pseudo_labels.json` (selected proposals)
- * - `student/` (student checkpoints), `detections.json` (final test detections),
- *   `detections_before_switch.json`
+ * - `student/` (student checkpoints, `epoch_N.ckpt` the kept EMA snapshots),
+ *   `detections.json` (final test detections), `detections_before_switch.json`,
+ *   `detections_epoch_N.json` (each snapshot's test detections)
  * - `metrics.json`, `report.html`, `state.json`
  *
  * @module
@@ -72,6 +73,11 @@ export interface FuSTALConfig {
   generatorRoot?: string;
   /** Separate root for the student. */
   studentRoot?: string;
+  /**
+   * Make the dataset warnings errors: segments past their video's end (or of zero length) and
+   * annotated videos without a feature file (default: one warning line each per file).
+   */
+  strict?: boolean;
   /** Run folder (default `runs/default`). */
   out?: string;
   /** Skip finished stages and continue from checkpoints. */
@@ -118,6 +124,7 @@ export interface FuSTALConfig {
 // Every key of FuSTALConfig (the compiler checks the list is complete): others are an error.
 const CONFIG_KEYS: Record<keyof FuSTALConfig, true> = {
   root: true,
+  strict: true,
   layout: true,
   generatorRoot: true,
   studentRoot: true,
@@ -164,6 +171,26 @@ export interface MapFigures {
   average: number;
 }
 
+/** The figures of one kept student snapshot. */
+export interface SnapshotFigures extends MapFigures {
+  /** Epochs completed when the weights were kept. */
+  epoch: number;
+  /** Its checkpoint (`student/epoch_N.ckpt`), when the plugin wrote one. */
+  checkpoint?: string;
+  /** Its test detections (`detections_epoch_N.json`). */
+  detections: string;
+}
+
+/** Which ground truth scored a stage. */
+export interface ScoringSource {
+  /** The annotation file (or dataset root when the layout does not say). */
+  gt: string;
+  /** Subset of that file. */
+  subset: "train" | "test";
+  /** Videos of the subset (with features) that the stage is scored on. */
+  videos: number;
+}
+
 /** What {@linkcode runFuSTAL} returns (also written to `metrics.json`). */
 export interface FuSTALResult {
   /** Thresholds of every `mAP` list. */
@@ -183,8 +210,29 @@ export interface FuSTALResult {
   generator: { test: MapFigures; info?: Record<string, unknown> };
   /** Quality of the training proposals before and after the filter (named by `filter`). */
   pseudoLabels: { before: QualityFigures; after: QualityFigures; filter: string };
-  /** The student's test-split figures (before the EMA switch, final) and the info it reported. */
-  student: { beforeSwitch?: MapFigures; final: MapFigures; info?: Record<string, unknown> };
+  /**
+   * The student's test-split figures (before the EMA switch, final) and the info it reported;
+   * `snapshots`: every kept snapshot (oldest first, the last is `final`), `headlineEpoch` the
+   * one reported as the result (the last), `bestEpoch` the one with the best average mAP.
+   */
+  student: {
+    beforeSwitch?: MapFigures;
+    final: MapFigures;
+    snapshots?: SnapshotFigures[];
+    headlineEpoch?: number;
+    bestEpoch?: number;
+    info?: Record<string, unknown>;
+  };
+  /**
+   * What scored what: the evaluation ground truth is the generator dataset's annotation file;
+   * its test subset scores the generator and the student (which predicts on exactly those
+   * videos), its train subset the proposals and pseudo labels.
+   */
+  scoring: {
+    generator: ScoringSource;
+    pseudoLabels: ScoringSource;
+    student: ScoringSource & { predicted: number };
+  };
   /** Seconds per stage (of this invocation; 0 for stages loaded on resume). */
   seconds: Record<string, number>;
   /** Files written. */
@@ -236,20 +284,57 @@ function spansOf(ds: Dataset): Map<string, { duration: number }> {
   return new Map(ds.list().map((m) => [m.id, { duration: m.duration }]));
 }
 
+/** Test detections of the student snapshot kept after `epoch` epochs, in the run folder. */
+export function snapshotDetectionsFile(out: string, epoch: number): string {
+  return path.join(out, `detections_epoch_${epoch}.json`);
+}
+
 function nopProgress(): ProgressSink {
   return { update() {}, done() {} };
 }
 
-async function openRoot(root: string, layout?: string): Promise<Dataset> {
+async function openRoot(
+  root: string,
+  layout: string | undefined,
+  opts: { strict: boolean; onWarning: (line: string) => void },
+): Promise<Dataset> {
   const { openDataset, LAYOUTS } = await import("../datasets.ts");
   if (layout && !(LAYOUTS as readonly string[]).includes(layout)) {
     // A user's dataset plugin (loaded with --plugin): unknown names fail listing the choices.
     const plugin = await getPlugin("dataset", layout);
-    const ds = await guardPluginCall(plugin, "open", () => plugin.open(root, {}), root);
+    const ds = await guardPluginCall(plugin, "open", () => plugin.open(root, { ...opts }), root);
     checkPluginOutput(plugin, "open", ds, undefined, root);
     return ds;
   }
-  return await openDataset(root, layout ? { layout } : {});
+  return await openDataset(root, { layout, ...opts });
+}
+
+/** The annotation file a dataset was read from (its root when it does not say). */
+function gtSource(ds: Dataset): string {
+  return ds.annotationFile ?? ds.root;
+}
+
+/**
+ * `ds` with its test split cut down to the videos in `ids` (the evaluation ground truth's
+ * test subset): the student predicts on exactly the videos that are scored, so a video the
+ * student's annotation file lists but the evaluation ground truth does not (ActionFormer's
+ * 212 THUMOS'14 test videos vs CoLA's 210) is neither predicted nor counted.
+ */
+export function restrictTestVideos(ds: Dataset, ids: ReadonlySet<string>): Dataset {
+  const keep = (m: { split: Split; id: string }) => m.split !== "test" || ids.has(m.id);
+  const view: Dataset = {
+    layout: ds.layout,
+    root: ds.root,
+    classes: ds.classes,
+    featureDim: ds.featureDim,
+    annotationFile: ds.annotationFile,
+    list: (split?: Split) => ds.list(split).filter(keep),
+    load: (id: string) => ds.load(id),
+    async *videos(split?: Split) {
+      for (const meta of view.list(split)) yield { meta, features: await ds.load(meta.id) };
+    },
+  };
+  return view;
 }
 
 /**
@@ -272,16 +357,22 @@ export async function writeDefaultDataset(root: string, config: FuSTALConfig): P
 async function openDatasets(
   config: FuSTALConfig,
   dataRoot: string,
+  log: (line: string) => void,
 ): Promise<{ gen: Dataset; stu: Dataset }> {
+  const opts = { strict: config.strict ?? false, onWarning: (l: string) => log(`warning: ${l}`) };
   const { packageRoots } = await import("../datasets.ts");
   const pkg = config.layout ? null : await packageRoots(dataRoot);
   const split = pkg !== null;
   const genRoot = config.generatorRoot ?? pkg?.generator ?? dataRoot;
   const stuRoot = config.studentRoot ?? pkg?.student ?? dataRoot;
-  const gen = await openRoot(genRoot, split || config.generatorRoot ? undefined : config.layout);
+  const gen = await openRoot(
+    genRoot,
+    split || config.generatorRoot ? undefined : config.layout,
+    opts,
+  );
   const stu = genRoot === stuRoot
     ? gen
-    : await openRoot(stuRoot, split || config.studentRoot ? undefined : config.layout);
+    : await openRoot(stuRoot, split || config.studentRoot ? undefined : config.layout, opts);
   return { gen, stu };
 }
 
@@ -392,15 +483,38 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   } else if (config.generatorRoot && !config.root) {
     dataRoot = path.resolve(config.generatorRoot);
   }
-  const { gen, stu } = await openDatasets(config, dataRoot);
+  const { gen, stu: stuAll } = await openDatasets(config, dataRoot, log);
   seconds.data = (performance.now() - t0) / 1000;
   const tious = tiouFor(gen.layout, gen.classes.length);
+  // The evaluation ground truth is the generator dataset's annotation file, as given (segments
+  // past a video's end included: an undetectable instance is a miss, as in the official
+  // evaluator). Its test subset is the test set of every stage.
   const gtTrain = groundTruthFromVideos(gen.list("train"));
   const gtTest = groundTruthFromVideos(gen.list("test"));
+  const testIds = new Set(gtTest.videos);
+  const stu = restrictTestVideos(stuAll, testIds);
+  const stuTest = stu.list("test").length;
+  const gtFile = gtSource(gen);
+  const scoring: FuSTALResult["scoring"] = {
+    generator: { gt: gtFile, subset: "test", videos: testIds.size },
+    pseudoLabels: { gt: gtFile, subset: "train", videos: gtTrain.videos.length },
+    student: { gt: gtFile, subset: "test", videos: testIds.size, predicted: stuTest },
+  };
   log(
     `data: generator ${gen.layout} (${gen.list("train").length} train / ${
       gen.list("test").length
     } test videos, ${gen.featureDim}-d), student ${stu.layout} (${stu.featureDim}-d), ${gen.classes.length} classes`,
+  );
+  const extra = stuAll.list("test").length - stuTest;
+  log(
+    `scoring: the generator and the student (test) against ${gtFile}, test subset ` +
+      `(${testIds.size} videos); proposals and pseudo labels against its train subset ` +
+      `(${gtTrain.videos.length} videos). The student predicts on the ${stuTest} of those ` +
+      `test videos that ${gtSource(stuAll)} has` +
+      (extra ? ` (its ${extra} other test video(s) are not predicted)` : "") +
+      (stuTest < testIds.size
+        ? `; ${testIds.size - stuTest} without student features count as misses`
+        : ""),
   );
 
   // --- generation
@@ -487,6 +601,19 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       curves: state.training.extra?.curves as Record<string, CurvePoint[]> | undefined,
       info: state.training.extra?.info as Record<string, unknown> | undefined,
     };
+    const kept = (state.training.extra?.snapshots ?? []) as {
+      epoch: number;
+      checkpoint?: string;
+    }[];
+    if (kept.length) {
+      stuResult.snapshots = [];
+      for (const k of kept) {
+        stuResult.snapshots.push({
+          ...k,
+          test: await readResultsFile(snapshotDetectionsFile(out, k.epoch)),
+        });
+      }
+    }
   } else {
     const student = await getPlugin("student", stuName);
     const stuCtx = ctxFor(
@@ -504,16 +631,56 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         `[Student before EMA switch] ${stuName}`,
       );
     }
-    await finishStage("training", t0, { curves: stuResult.curves, info: stuResult.info });
+    for (const k of stuResult.snapshots ?? []) {
+      await writeResultsFile(
+        snapshotDetectionsFile(out, k.epoch),
+        k.test,
+        `[Student, epoch ${k.epoch}] ${stuName}`,
+      );
+    }
+    await finishStage("training", t0, {
+      curves: stuResult.curves,
+      info: stuResult.info,
+      snapshots: stuResult.snapshots?.map((k) => ({ epoch: k.epoch, checkpoint: k.checkpoint })),
+    });
   }
   seconds.training = (performance.now() - t0) / 1000;
+  // Scored on the evaluation ground truth's test videos only (a plugin that predicted on
+  // others would otherwise be charged false positives for videos nobody scores).
+  const onTest = (dets: Detection[]) => dets.filter((d) => testIds.has(d.videoId));
+  const outside = stuResult.test.length - onTest(stuResult.test).length;
+  if (outside) {
+    log(`evaluation: ignored ${outside} student detection(s) on videos outside the test subset`);
+  }
 
   // --- evaluation
   t0 = performance.now();
-  const final = evaluateDetections(gtTest, stuResult.test, { tiou: tious });
+  const final = evaluateDetections(gtTest, onTest(stuResult.test), { tiou: tious });
   const beforeSwitch = stuResult.testBeforeSwitch
-    ? evaluateDetections(gtTest, stuResult.testBeforeSwitch, { tiou: tious })
+    ? evaluateDetections(gtTest, onTest(stuResult.testBeforeSwitch), { tiou: tious })
     : undefined;
+  const snapshots: SnapshotFigures[] = (stuResult.snapshots ?? []).map((k) => {
+    const e = evaluateDetections(gtTest, onTest(k.test), { tiou: tious });
+    return {
+      epoch: k.epoch,
+      mAP: e.mAP,
+      average: e.average,
+      checkpoint: k.checkpoint,
+      detections: snapshotDetectionsFile(out, k.epoch),
+    };
+  });
+  const headline = snapshots.at(-1);
+  const best = snapshots.reduce<SnapshotFigures | undefined>(
+    (b, k) => (!b || k.average > b.average ? k : b),
+    undefined,
+  );
+  if (headline && best) {
+    log(
+      `student snapshots: ${
+        snapshots.map((k) => `epoch ${k.epoch} ${(100 * k.average).toFixed(1)}`).join(", ")
+      } (avg mAP %); headline: epoch ${headline.epoch} (the last), best: epoch ${best.epoch}`,
+    );
+  }
   seconds.evaluation = (performance.now() - t0) / 1000;
 
   const result: FuSTALResult = {
@@ -539,8 +706,12 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         ? { mAP: beforeSwitch.mAP, average: beforeSwitch.average }
         : undefined,
       final: { mAP: final.mAP, average: final.average },
+      snapshots: snapshots.length ? snapshots : undefined,
+      headlineEpoch: headline?.epoch,
+      bestEpoch: best?.epoch,
       info: stuResult.info,
     },
+    scoring,
     seconds,
     files: { ...files },
   };
@@ -610,7 +781,21 @@ function buildReport(
     ...(r.student.beforeSwitch
       ? [{ name: "student pre-EMA (test)", ...r.student.beforeSwitch }]
       : []),
-    { name: "student final (test)", ...r.student.final },
+    ...(r.student.snapshots ?? []).slice(0, -1).map((k) => ({
+      name: `student EMA epoch ${k.epoch} (test)${k.epoch === r.student.bestEpoch ? ", best" : ""}`,
+      mAP: k.mAP,
+      average: k.average,
+    })),
+    {
+      name: `student final (test)${
+        r.student.headlineEpoch !== undefined
+          ? `, epoch ${r.student.headlineEpoch}, headline${
+            r.student.headlineEpoch === r.student.bestEpoch ? ", best" : ""
+          }`
+          : ""
+      }`,
+      ...r.student.final,
+    },
   ];
   return renderReport({
     title: "FuSTAL-TS run",
@@ -623,12 +808,27 @@ function buildReport(
         `${r.dataset.layout}: ${r.dataset.train} train / ${r.dataset.test} test videos, ${r.dataset.classes} classes`,
       ...Object.fromEntries(Object.entries(r.seconds).map(([k, v]) => [`${k} (s)`, v.toFixed(1)])),
       filter: r.pseudoLabels.filter,
+      "scored against": scoringLine(r),
+      ...(r.student.headlineEpoch !== undefined
+        ? {
+          "student snapshot":
+            `headline epoch ${r.student.headlineEpoch} (the last), best epoch ${r.student.bestEpoch}`,
+        }
+        : {}),
     },
     tiou: r.tiou,
     series,
     curves: { generator: g.curves ?? {}, student: s.curves ?? {} },
     timelines,
   });
+}
+
+/** One line saying which ground truth scored which stage. */
+export function scoringLine(r: FuSTALResult): string {
+  const sc = r.scoring;
+  return `generator and student: ${sc.generator.gt} [${sc.generator.subset}, ` +
+    `${sc.generator.videos} videos; student predicts ${sc.student.predicted}]; proposals and ` +
+    `pseudo labels: ${sc.pseudoLabels.gt} [${sc.pseudoLabels.subset}, ${sc.pseudoLabels.videos} videos]`;
 }
 
 /** Formats the results table printed at the end of a run (mAP in %). */
@@ -638,7 +838,20 @@ export function formatResultsTable(r: FuSTALResult): string {
     ["proposals, train (before selection)", r.pseudoLabels.before],
     [`pseudo labels, train (after ${r.pseudoLabels.filter})`, r.pseudoLabels.after],
     ["student before EMA switch, test", r.student.beforeSwitch],
-    ["student final (EMA), test", r.student.final],
+    ...(r.student.snapshots ?? []).slice(0, -1).map((k): [string, MapFigures] => [
+      `student EMA epoch ${k.epoch}, test${k.epoch === r.student.bestEpoch ? " (best)" : ""}`,
+      k,
+    ]),
+    [
+      `student final (EMA${
+        r.student.headlineEpoch !== undefined ? `, epoch ${r.student.headlineEpoch}` : ""
+      }), test${
+        r.student.headlineEpoch !== undefined && r.student.bestEpoch === r.student.headlineEpoch
+          ? " (best)"
+          : ""
+      }`,
+      r.student.final,
+    ],
   ];
   const head = ["mAP (%) @ tIoU", ...r.tiou.map((t) => t.toFixed(2)), "avg"];
   const body = rows.filter(([, v]) => v).map(([name, v]) => [
@@ -660,6 +873,13 @@ export function formatResultsTable(r: FuSTALResult): string {
     "",
     `pseudo labels before: ${pr(r.pseudoLabels.before)}`,
     `pseudo labels after:  ${pr(r.pseudoLabels.after)}`,
+    ...(r.student.headlineEpoch !== undefined
+      ? [
+        `student: headline = final EMA weights (epoch ${r.student.headlineEpoch}); best ` +
+        `snapshot: epoch ${r.student.bestEpoch} (checkpoints student/epoch_N.ckpt)`,
+      ]
+      : []),
+    `scored against: ${scoringLine(r)}`,
     `backend: ${r.backend.name}${r.backend.adapter ? ` (adapter: ${r.backend.adapter})` : ""}`,
     `seconds: ${secs}`,
   ].join("\n");

@@ -112,26 +112,52 @@ Deno.test("datasets bad input: NaN / Inf values and differing dims", async () =>
   });
 });
 
-Deno.test("datasets bad input: annotated video without features (and --skip-missing)", async () => {
+Deno.test("datasets bad input: annotated videos without features are skipped (--strict: error)", async () => {
   await withSet("npy", async (_root, af, co) => {
     const vid = await firstVideo(af);
     const file = path.join(af, "i3d_features", `${vid}.npy`);
     await fs.rm(file);
+    const warnings: string[] = [];
+    const ds = await openDataset(af, { onWarning: (l) => warnings.push(l) });
+    assertEquals(ds.list().length, 3);
+    assertEquals(warnings.length, 1);
+    if (!/1 annotated video\(s\) have no feature file and are skipped; first: /.test(warnings[0])) {
+      throw new Error(warnings[0]);
+    }
+    if (!warnings[0].includes(vid) || !warnings[0].includes("thumos14.json")) {
+      throw new Error(warnings[0]);
+    }
+    const s = await inspectDataset(af);
+    assertEquals([s.videos.train + s.videos.test, s.skipped], [3, 1]);
     await assertRejects(
-      inspectDataset(af),
+      inspectDataset(af, { strict: true }),
       InputError,
       new RegExp(`video ${vid} .*has no feature file: expected ${file.replaceAll(".", "\\.")}`),
     );
-    const s = await inspectDataset(af, { skipMissing: true });
-    assertEquals(s.videos.train + s.videos.test, 3);
+    // A split left without any video is an error, strict or not.
+    const j = JSON.parse(await Deno.readTextFile(path.join(af, "annotations/thumos14.json")));
+    for (const [id, v] of Object.entries(j.database) as [string, { subset: string }][]) {
+      if (v.subset === "Test") {
+        await fs.rm(path.join(af, "i3d_features", `${id}.npy`), { force: true });
+      }
+    }
+    await assertRejects(
+      openDataset(af, { onWarning: () => {} }),
+      InputError,
+      /thumos14\.json: none of the \d+ test video\(s\) has a feature file/,
+    );
     const flow = path.join(co, "features", "train", "flow");
     const one = (await fs.readdir(flow))[0];
     await fs.rm(path.join(flow, one));
-    await assertRejects(inspectDataset(co), InputError, /has no feature file: expected .*flow/);
+    await assertRejects(
+      inspectDataset(co, { strict: true }),
+      InputError,
+      /has no feature file: expected .*flow/,
+    );
   });
 });
 
-Deno.test("datasets bad input: unknown class and segment outside the video", async () => {
+Deno.test("datasets bad input: unknown class, reversed segment; late segments warn", async () => {
   await withSet("npy", async (_root, af, co) => {
     const ann = path.join(af, "annotations/thumos14.json");
     const vid = await firstVideo(af);
@@ -141,16 +167,40 @@ Deno.test("datasets bad input: unknown class and segment outside the video", asy
       InputError,
       new RegExp(`video ${vid}: unknown class "Juggling"`),
     );
+    let dur = 0;
     await editJson(ann, (j) => {
       const a = j.database[vid].annotations[0];
+      dur = j.database[vid].duration;
       a.label = "Diving";
-      a.segment = [j.database[vid].duration + 50, j.database[vid].duration + 60];
+      a.segment = [dur + 50, dur + 60];
     });
+    // Past the end: loaded, one warning line naming the file, the count and the video.
+    const warnings: string[] = [];
+    const ds = await openDataset(af, { onWarning: (l) => warnings.push(l) });
+    assertEquals(warnings.length, 1);
+    if (
+      !new RegExp(
+        `thumos14\\.json: 1 segment\\(s\\) end after their video \\(1 start .*video ${vid}`,
+      ).test(warnings[0])
+    ) {
+      throw new Error(warnings[0]);
+    }
+    // The metadata (and so the evaluation ground truth) keeps it as the file gives it.
+    const m = ds.list().find((x) => x.id === vid)!;
+    assertEquals(m.annotations[0].segment, [dur + 50, dur + 60]);
+    await assertRejects(
+      openDataset(af, { strict: true }),
+      InputError,
+      new RegExp(`1 segment\\(s\\) end after their video.*${vid}.*--strict`),
+    );
+    await editJson(ann, (j) => (j.database[vid].annotations[0].segment = [12, 11]));
     await assertRejects(
       openDataset(af),
       InputError,
-      new RegExp(`video ${vid}: segment .* lies outside the video`),
+      new RegExp(`thumos14\\.json: video ${vid}: segment \\[12, 11\\] ends before it starts`),
     );
+    await editJson(ann, (j) => (j.database[vid].annotations[0].segment = [-3, 2]));
+    await assertRejects(openDataset(af), InputError, /starts before 0/);
     const gt = path.join(co, "gt.json");
     await editJson(gt, (j) => {
       const id = Object.keys(j.database)[0];
@@ -166,7 +216,7 @@ Deno.test("datasets bad input: the CLI exits 2 with one line and no stdout", asy
     await fs.rm(path.join(af, "i3d_features", `${vid}.npy`));
     const mod = new URL("../mod.ts", import.meta.url).pathname;
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", mod, "inspect", "--root", af, "--json"],
+      args: ["run", "-A", mod, "inspect", "--root", af, "--strict", "--json"],
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -177,5 +227,19 @@ Deno.test("datasets bad input: the CLI exits 2 with one line and no stdout", asy
     );
     assertEquals(err.length, 1, err.join("\n"));
     if (!err[0].includes(vid)) throw new Error(err[0]);
+    // Without --strict: exit 0, one warning line, the skipped count in the summary.
+    const ok = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", mod, "inspect", "--root", af, "--json"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(ok.code, 0);
+    const warn = new TextDecoder().decode(ok.stderr).trim().split("\n").filter((l) =>
+      !/Warning|│|╭|╰/.test(l) && l.trim() !== ""
+    );
+    assertEquals(warn.length, 1, warn.join("\n"));
+    if (!warn[0].startsWith("warning: ") || !warn[0].includes(vid)) throw new Error(warn[0]);
+    const summary = JSON.parse(new TextDecoder().decode(ok.stdout).trim().split("\n").at(-1)!);
+    assertEquals([summary.videos.train + summary.videos.test, summary.skipped], [3, 1]);
   });
 });

@@ -5,11 +5,22 @@ import * as path from "node:path";
 import { assertEquals, assertRejects, tempDir } from "./datasets_helpers.ts";
 import { InputError } from "../lib/errors.ts";
 import { openDataset } from "../datasets.ts";
+import { groundTruthFromVideos } from "../stages/evaluation.ts";
+import { runFuSTAL } from "../stages/pipeline.ts";
+import { pseudoLabelsToGrid } from "../stages/training/train.ts";
 import { encodeNpy } from "../datasets/npy.ts";
 import { synthesize } from "../datasets/synth.ts";
-import { SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
+import { HAVE_SHARED_DATA, SHARED_DATA, skipWithoutSharedData } from "./shared_data.ts";
 
 const DATA = SHARED_DATA;
+const have = HAVE_SHARED_DATA;
+if (!have) console.log(`SKIP: ${DATA} is absent (the real annotation files are not here)`);
+
+function match(lines: string[], re: RegExp): void {
+  if (!lines.some((l) => re.test(l))) {
+    throw new Error(`no line matches ${re}:\n${lines.join("\n")}`);
+  }
+}
 
 Deno.test({
   name: "datasets real: THUMOS'14 ActionFormer and CoLA annotation files",
@@ -17,13 +28,47 @@ Deno.test({
   fn: async () => {
     const dir = await tempDir();
     try {
+      // synth writes the real geometry: features cover each video's stated duration.
       await synthesize({ out: dir, dim: 2 });
+      const afFile = path.join(DATA, "thumos14_actionformer/thumos14.json");
+      const warnings: string[] = [];
       const af = await openDataset(path.join(dir, "actionformer"), {
-        annotations: path.join(DATA, "thumos14_actionformer/thumos14.json"),
+        annotations: afFile,
+        onWarning: (l) => warnings.push(l),
       });
+      // 30 segments start after their video ends: one line, count and first video.
+      assertEquals(warnings.length, 1, warnings.join("\n"));
+      match(
+        warnings,
+        /thumos14\.json: 30 segment\(s\) end after their video \(30 start at or after its end\); first: video video_test_0000270 \[187\.3, 193\.4\]/,
+      );
+      await assertRejects(
+        openDataset(path.join(dir, "actionformer"), { annotations: afFile, strict: true }),
+        InputError,
+        /30 segment\(s\) end after their video.*--strict/,
+      );
       assertEquals(af.list("train").length, 200);
       assertEquals(af.list("test").length, 212);
-      assertEquals(af.list("test").reduce((n, m) => n + m.annotations.length, 0), 3358);
+      // The evaluation ground truth keeps every instance as the file gives it.
+      const gt = groundTruthFromVideos(af.list("test"));
+      assertEquals(gt.instances.length, 3358);
+      const v270 = gt.instances.filter((i) => i.videoId === "video_test_0000270");
+      if (!v270.some((i) => i.segment[0] === 706.3 && i.segment[1] === 713.7)) {
+        throw new Error("late segment of video_test_0000270 missing from the ground truth");
+      }
+      // ...while the student's training targets drop the 2 late ones of a training video.
+      const v856 = af.list("train").find((m) => m.id === "video_validation_0000856")!;
+      const labels = v856.annotations.map((a) => ({
+        videoId: v856.id,
+        label: a.label,
+        score: 1,
+        segment: a.segment,
+      }));
+      const grid = pseudoLabelsToGrid(af, labels).get(v856.id)!;
+      assertEquals(grid.length, v856.annotations.length - 2);
+      if (!grid.every((g) => g.a >= 0 && g.b <= v856.length - 1 && g.b > g.a)) {
+        throw new Error("targets not clipped to the feature grid");
+      }
       const v4 = af.list().find((m) => m.id === "video_test_0000004")!;
       assertEquals([v4.fps, v4.duration, v4.labels], [30, 33.83, [5, 6]]);
       // CliffDiving videos carry both labels (4 and 7).
@@ -34,7 +79,13 @@ Deno.test({
       for (const f of ["split_train.txt", "split_test.txt"]) {
         await fs.copyFile(path.join(DATA, "thumos14_cola", f), path.join(root, f));
       }
-      const co = await openDataset(root, { annotations: path.join(DATA, "thumos14_cola/gt.json") });
+      const coWarnings: string[] = [];
+      const co = await openDataset(root, {
+        annotations: path.join(DATA, "thumos14_cola/gt.json"),
+        onWarning: (l) => coWarnings.push(l),
+      });
+      // No durations in gt.json: the features' span decides; at most one line.
+      if (coWarnings.length > 1) throw new Error(coWarnings.join("\n"));
       assertEquals(co.list("train").length, 200);
       assertEquals(co.list("test").length, 210);
       assertEquals(co.list("test").reduce((n, m) => n + m.annotations.length, 0), 3311);
@@ -71,8 +122,22 @@ Deno.test({
           encodeNpy(new Float32Array(16 * 3).fill(i), [16, 3]),
         );
       }
-      await assertRejects(openDataset(dir), InputError, /video v_.* has no feature file: expected/);
-      const ds = await openDataset(dir, { skipMissing: true });
+      await assertRejects(
+        openDataset(dir, { strict: true }),
+        InputError,
+        /video v_.* has no feature file: expected .*--strict/,
+      );
+      const listed = Object.keys(ann).filter((id) => subset.get(id) !== "testing").length;
+      const warnings: string[] = [];
+      const ds = await openDataset(dir, { onWarning: (l) => warnings.push(l) });
+      match(
+        warnings,
+        new RegExp(
+          `anet_anno_action\\.json: ${listed - 20} annotated video\\(s\\) have no feature ` +
+            `file and are skipped; first: v_`,
+        ),
+      );
+      assertEquals(ds.skipped?.length, listed - 20);
       assertEquals(ds.layout, "activitynet");
       assertEquals(ds.classes.length, 200);
       assertEquals(ds.list().length, 20);
@@ -84,6 +149,108 @@ Deno.test({
       }
       const f = await ds.load(ids[3]);
       assertEquals([f.length, f.dim, f.data[0]], [16, 3, 3]);
+      // The generator runs on the partial set and finishes with figures.
+      const gen = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../mod.ts", import.meta.url).pathname,
+          "generate",
+          "--root",
+          dir,
+          "--out",
+          path.join(dir, "gen"),
+          "--iterations",
+          "2",
+          "--eval-every",
+          "2",
+          "--batch",
+          "4",
+          "--snippets",
+          "16",
+          "--backend",
+          "wasm",
+          "--json",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const genErr = new TextDecoder().decode(gen.stderr);
+      assertEquals(gen.code, 0, genErr);
+      match(genErr.split("\n"), /^warning: .*annotated video\(s\) have no feature file/);
+      const figures = JSON.parse(new TextDecoder().decode(gen.stdout).trim().split("\n").at(-1)!);
+      if (!figures.test.mAP.every(Number.isFinite)) throw new Error(JSON.stringify(figures));
+
+      // Features for every video: the whole file loads, with its 215 segments past their
+      // video's end and 12 of zero length reported on one line each.
+      const one = encodeNpy(new Float32Array(4 * 3), [4, 3]);
+      const have = new Set(ids);
+      for (const id of Object.keys(ann)) {
+        if (subset.get(id) !== "testing" && !have.has(id)) {
+          await Deno.writeFile(path.join(dir, "features", id + ".npy"), one);
+        }
+      }
+      const all: string[] = [];
+      const full = await openDataset(dir, { onWarning: (l) => all.push(l) });
+      assertEquals(full.list().length, listed);
+      assertEquals(all.length, 2, all.join("\n"));
+      match(all, /anet_anno_action\.json: 215 segment\(s\) end after their video/);
+      match(all, /anet_anno_action\.json: 12 segment\(s\) have zero length/);
+    } finally {
+      await fs.rm(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "datasets real: run --root on the real THUMOS'14 files (both layouts) finishes with figures",
+  ignore: !have,
+  fn: async () => {
+    const dir = await tempDir();
+    try {
+      // Features in both layouts with the real geometry (late segments kept), then the real
+      // annotation files copied over the synthetic ones, unmodified.
+      await synthesize({ out: dir, dim: 8 });
+      await fs.copyFile(
+        path.join(DATA, "thumos14_actionformer/thumos14.json"),
+        path.join(dir, "actionformer/annotations/thumos14.json"),
+      );
+      for (const f of ["gt.json", "split_train.txt", "split_test.txt"]) {
+        await fs.copyFile(path.join(DATA, "thumos14_cola", f), path.join(dir, "cola", f));
+      }
+      const logs: string[] = [];
+      const r = await runFuSTAL({
+        root: dir,
+        out: path.join(dir, "run"),
+        backend: "wasm",
+        seed: 1,
+        generatorOptions: { iterations: 2, evalEvery: 2, batch: 4, snippets: 32 },
+        studentOptions: {
+          epochs: 2,
+          switchEpoch: 1,
+          batch: 16,
+          dim: 16,
+          mlpDim: 24,
+          levels: 3,
+          regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+          gnGroups: 4,
+          numBins: 4,
+          maxSeqLen: 128,
+        },
+        onLog: (l) => logs.push(l),
+      });
+      match(logs, /^warning: .*thumos14\.json: 30 segment\(s\) end after their video/);
+      match(logs, /^scoring: .*gt\.json, test subset \(210 videos\).*its 2 other test video/);
+      assertEquals([r.scoring.student.videos, r.scoring.student.predicted], [210, 210]);
+      assertEquals(r.dataset.test, 210);
+      for (const m of [r.generator.test, r.pseudoLabels.after, r.student.final]) {
+        if (!(m.mAP.length === 7 && m.mAP.every(Number.isFinite))) throw new Error("figures");
+      }
+      const dets = JSON.parse(await Deno.readTextFile(r.files.detections));
+      const test = (await Deno.readTextFile(path.join(DATA, "thumos14_cola/split_test.txt")))
+        .split(/\r?\n/).filter((l) => l.trim() !== "");
+      if (!Object.keys(dets.results).every((v) => test.includes(v))) throw new Error("extra");
     } finally {
       await fs.rm(dir, { recursive: true });
     }

@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
+import {
+  formatResultsTable,
+  type FuSTALConfig,
+  restrictTestVideos,
+  runFuSTAL,
+} from "../stages/pipeline.ts";
+import { openDataset, synthesize } from "../datasets.ts";
+import { groundTruthFromVideos } from "../stages/evaluation.ts";
+import { loadStudent } from "../stages/training/train.ts";
+import { loadCheckpoint } from "../stages/training/checkpoint.ts";
+import { tf } from "../deps.ts";
 import { formatAblationTable, runAblation } from "../stages/ablation.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
@@ -72,7 +82,10 @@ Deno.test("pipeline: runFuSTAL end to end on tiny synthetic data, then --resume 
       logs2.join("\n"),
     );
     assert.ok(logs2.some((l) => l.startsWith("generation: loaded")));
-    assert.ok(!logs2.some((l) => l.includes("epoch")), "student not retrained");
+    assert.ok(
+      !logs2.some((l) => /^epoch \d/.test(l) || l.startsWith("resumed from")),
+      "student not retrained",
+    );
     assert.deepEqual(r2.generator.test, r.generator.test);
     assert.deepEqual(r2.pseudoLabels, r.pseudoLabels);
     assert.deepEqual(r2.student.final, r.student.final);
@@ -83,7 +96,7 @@ Deno.test("pipeline: runFuSTAL end to end on tiny synthetic data, then --resume 
     const r3 = await runFuSTAL({ ...tinyConfig(out, logs3), resume: true, filter: "score" });
     assert.ok(logs3.some((l) => l.startsWith("generation: loaded")), logs3.join("\n"));
     assert.ok(logs3.some((l) => l.startsWith("selection (score)")));
-    assert.ok(logs3.some((l) => l.includes("epoch")), "student retrained on the new labels");
+    assert.ok(logs3.some((l) => /^epoch \d/.test(l)), "student retrained on the new labels");
     assert.deepEqual(r3.generator.test, r.generator.test);
     assert.equal(r3.pseudoLabels.filter, "score");
   });
@@ -250,4 +263,102 @@ Deno.test("pipeline: the whole method runs on Deno's WebGPU (async reads only)",
   assert.ok(j.student.final.mAP.every(Number.isFinite));
   const dets = JSON.parse(await Deno.readTextFile(path.join(out, "detections.json")));
   assert.ok(Object.values(dets.results).flat().length > 0, "detections on the test videos");
+});
+
+Deno.test("pipeline: the synthetic default's test set is the CoLA ground truth's 210 videos", async () => {
+  // The full default geometry (412 videos; 2-d features keep it small): the ActionFormer file
+  // lists 212 test videos, the evaluation ground truth (CoLA gt.json) 210.
+  const dir = await Deno.makeTempDir({ prefix: "fustal-testset-" });
+  try {
+    await synthesize({ out: dir, dim: 2 });
+    const quiet = { onWarning: () => {} };
+    const co = await openDataset(path.join(dir, "cola"), quiet);
+    const af = await openDataset(path.join(dir, "actionformer"), quiet);
+    const gt = groundTruthFromVideos(co.list("test"));
+    assert.equal(gt.videos.length, 210);
+    assert.equal(af.list("test").length, 212);
+    const view = restrictTestVideos(af, new Set(gt.videos));
+    assert.deepEqual(view.list("test").map((m) => m.id).sort(), [...gt.videos].sort());
+    assert.equal(view.list("train").length, af.list("train").length);
+    assert.equal(view.list().length, 200 + 210);
+    let n = 0;
+    for await (const { meta } of view.videos("test")) {
+      assert.ok(gt.videos.includes(meta.id), `${++n}`);
+    }
+    assert.equal(n, 210);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pipeline: the student predicts on exactly the ground truth's test videos; EMA snapshots reported", async () => {
+  // A tiny synth set whose ActionFormer file lists one test video more than the CoLA
+  // ground truth (as the real files do: 212 vs 210).
+  const dir = await Deno.makeTempDir({ prefix: "fustal-snap-" });
+  await synthesize({ out: path.join(dir, "data"), dim: 16, videos: 16, seed: 1 });
+  const af = path.join(dir, "data", "actionformer");
+  const annFile = path.join(af, "annotations", "thumos14.json");
+  const ann = JSON.parse(await Deno.readTextFile(annFile));
+  const [src, v] = Object.entries(ann.database).find(([, x]) =>
+    (x as { subset: string }).subset === "Test"
+  ) as [string, Record<string, unknown>];
+  const extra = "video_test_0009999";
+  ann.database[extra] = v;
+  await Deno.writeTextFile(annFile, JSON.stringify(ann));
+  await Deno.copyFile(
+    path.join(af, "i3d_features", `${src}.npy`),
+    path.join(af, "i3d_features", `${extra}.npy`),
+  );
+  const out = path.join(dir, "run");
+  const logs: string[] = [];
+  const config: FuSTALConfig = {
+    ...tinyConfig(out, logs),
+    root: path.join(dir, "data"),
+    // 2 teacher epochs: snapshots after epochs 2 and 3.
+    studentOptions: { ...TINY_STUDENT, switchEpoch: 1 },
+  };
+  const r = await runFuSTAL(config);
+  const colaTest = (await Deno.readTextFile(path.join(dir, "data", "cola", "split_test.txt")))
+    .split("\n").filter((l) => l !== "").sort();
+  assert.deepEqual(r.scoring.student.videos, colaTest.length);
+  assert.deepEqual(r.scoring.student.predicted, colaTest.length);
+  assert.match(r.scoring.student.gt, /cola\/gt\.json$/);
+  assert.equal(r.scoring.pseudoLabels.subset, "train");
+  assert.ok(
+    logs.some((l) => /^scoring: .*gt\.json, test subset .*its 1 other test video/.test(l)),
+    logs.join("\n"),
+  );
+  const dets = JSON.parse(await Deno.readTextFile(r.files.detections));
+  assert.deepEqual(Object.keys(dets.results).sort(), colaTest, "detections cover the GT's test");
+  // Snapshots: one checkpoint and one detections file each, every one scored.
+  const snaps = r.student.snapshots!;
+  assert.deepEqual(snaps.map((k) => k.epoch), [2, 3]);
+  assert.equal(r.student.headlineEpoch, 3);
+  assert.deepEqual(snaps.at(-1)!.mAP, r.student.final.mAP);
+  const best = snaps.reduce((b, k) => (k.average > b.average ? k : b));
+  assert.equal(r.student.bestEpoch, best.epoch);
+  for (const k of snaps) {
+    assert.ok((await Deno.stat(path.join(out, "student", `epoch_${k.epoch}.ckpt`))).size > 0);
+    const d = JSON.parse(await Deno.readTextFile(k.detections));
+    assert.deepEqual(Object.keys(d.results).sort(), colaTest);
+  }
+  // A snapshot is an inference checkpoint (weights and EMA, no optimiser state).
+  const ck = await loadCheckpoint(path.join(out, "student", "epoch_2.ckpt"));
+  assert.deepEqual(Object.keys(ck.groups).sort(), ["ema", "model"]);
+  const loaded = await loadStudent(path.join(out, "student", "epoch_2.ckpt"));
+  assert.equal(loaded.meta.epoch, 2);
+  tf.dispose(Object.values(loaded.params));
+  const metrics = JSON.parse(await Deno.readTextFile(r.files.metrics));
+  assert.deepEqual(metrics.student.snapshots, snaps);
+  assert.equal(metrics.student.bestEpoch, r.student.bestEpoch);
+  const table = formatResultsTable(r);
+  assert.match(table, /^student EMA epoch 2, test/m);
+  assert.match(table, /^student final \(EMA, epoch 3\), test/m);
+  assert.match(table, /headline = final EMA weights \(epoch 3\); best snapshot: epoch [23]/);
+  const html = await Deno.readTextFile(r.files.report);
+  assert.ok(html.includes("student EMA epoch 2 (test)") && html.includes("headline"));
+  // Resume: the snapshots come back from their files.
+  const again = await runFuSTAL({ ...config, onLog: () => {}, resume: true });
+  assert.deepEqual(again.student.snapshots, snaps);
+  await Deno.remove(dir, { recursive: true });
 });

@@ -10,6 +10,9 @@
  * Line format (one video per line, file order): `ID|DURATION|FPS|C:S:E,C:S:E,...` where ID is
  * `v<n>` for video_validation_<n> and `t<n>` for video_test_<n> (n without zero padding),
  * C the class id of the `CLASS_DICT` table (mapped by name), S/E seconds as in the file.
+ * Every segment is kept as the file gives it, including the 30 that start after their video
+ * ends (in 5 videos, 22 of them in video_test_0000270): the synthetic set carries
+ * the real files' quirks so the default run exercises the loaders' handling of them.
  *
  * @module
  */
@@ -44,8 +47,9 @@ const text = `/**
  * (thumos14.json, 412 videos: 200 Validation + 212 Test). Do not edit by hand.
  *
  * The real videos' geometry (ids, subsets, durations, fps, segments and class ids of the
- * CLASS_DICT order) that the synthetic generator lays its features on, so the default run
- * needs no external file. Format: see the generator script.
+ * fixed alphabetical class table) that the synthetic generator lays its features on, so the
+ * default run needs no external file. Segments are kept as the file gives them, including the
+ * 30 that start after their video ends. Format: see the generator script.
  *
  * @module
  */

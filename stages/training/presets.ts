@@ -127,6 +127,15 @@ export interface StudentConfig {
   maxSegNum: number;
   /** Checkpoint every N epochs (and at the end). */
   checkpointEvery: number;
+  /**
+   * EMA snapshots kept and evaluated, evenly spaced over the teacher stage (the last one is
+   * the final weights): `student/epoch_N.ckpt`. The official release evaluates several
+   * epochs, not only the last (fqhank/FuSTAL `Student-Training/tools/thumos_i3d.sh` runs
+   * `eval.py` on `epoch_060/070/080/090.pth.tar`): paper 4 = every 10 epochs of the 40-epoch
+   * teacher stage; the default preset keeps the same four points, proportionally, over its
+   * shorter stage. 0 or 1: the final weights only.
+   */
+  snapshots: number;
   /** Keep training features in memory up to this many MiB (0 = reload every time). */
   cacheMiB: number;
 }
@@ -186,6 +195,7 @@ export const PAPER: Readonly<StudentConfig> = {
   maxSegPerClass: 2000,
   maxSegNum: 2000,
   checkpointEvery: 10,
+  snapshots: 4,
   cacheMiB: 0,
 };
 

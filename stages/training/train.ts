@@ -25,7 +25,7 @@ import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_t
 import type { Detection, GroundTruth } from "../../lib/types.ts";
 import type { Dataset, VideoMeta } from "../../datasets/types.ts";
 import { FeatureCache } from "../../datasets/feature_cache.ts";
-import { gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
+import { gridExtent, gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { groundTruthFromVideos } from "../evaluation.ts";
 import { cropWindow } from "./augment.ts";
 import { assignTargets, type GridSegment } from "./assign.ts";
@@ -41,6 +41,28 @@ export const CHECKPOINT_FILE = "student.ckpt";
  * Side file with the test detections taken at the EMA switch (written before the next checkpoint).
  */
 export const BEFORE_SWITCH_FILE = "before_switch.json";
+
+/** File name of the EMA snapshot kept after epoch `epoch` (see `StudentConfig.snapshots`). */
+export function snapshotFile(epoch: number): string {
+  return `epoch_${epoch}.ckpt`;
+}
+
+/**
+ * Epochs (counted as epochs completed) after which the weights are kept and evaluated:
+ * `cfg.snapshots` points evenly spaced over the teacher stage, the last at `cfg.epochs`
+ * (paper: 71, 81, 91, 101; default: 23, 25, 28, 30). Without EMA or with fewer than two
+ * snapshots, only the end.
+ */
+export function snapshotEpochs(
+  cfg: Pick<StudentConfig, "epochs" | "switchEpoch" | "ema" | "snapshots">,
+): number[] {
+  const n = cfg.snapshots ?? 1;
+  const stage = cfg.epochs - cfg.switchEpoch;
+  if (!cfg.ema || n < 2 || stage < 1) return [cfg.epochs];
+  const out = new Set<number>();
+  for (let k = 1; k <= n; k++) out.add(cfg.switchEpoch + Math.round((k * stage) / n));
+  return [...out].filter((e) => e > cfg.switchEpoch).sort((a, b) => a - b);
+}
 
 /** Options of {@linkcode trainStudent}. */
 export interface TrainOptions {
@@ -109,7 +131,11 @@ export function groundTruthOf(dataset: Dataset, split: "train" | "test"): Ground
   return groundTruthFromVideos(dataset.list(split));
 }
 
-/** Pseudo labels (seconds) of the training videos as grid segments, per video id. */
+/**
+ * Pseudo labels (seconds) of the training videos as grid segments, per video id. Each segment
+ * is clipped to the video's feature grid ({@linkcode gridExtent}); those left empty (e.g.
+ * annotations starting after the video ends, zero-length ones) are dropped, with one log line.
+ */
 export function pseudoLabelsToGrid(
   dataset: Dataset,
   labels: Detection[],
@@ -119,6 +145,8 @@ export function pseudoLabelsToGrid(
   const out = new Map<string, GridSegment[]>([...train.keys()].map((k) => [k, []]));
   const cls = new Map(dataset.classes.map((c, i) => [c, i]));
   let skipped = 0;
+  let clipped = 0;
+  let dropped = 0;
   for (const d of labels) {
     const meta = train.get(d.videoId);
     if (!meta) {
@@ -129,12 +157,26 @@ export function pseudoLabelsToGrid(
     if (c === undefined) {
       throw new InputError(`pseudo labels: video ${d.videoId}: unknown class "${d.label}"`);
     }
-    const a = secondsToGrid(meta.grid, d.segment[0]);
-    const b = secondsToGrid(meta.grid, d.segment[1]);
+    const [lo, hi] = meta.length >= 0 ? gridExtent(meta.grid, meta.length) : [0, Infinity];
+    const a0 = secondsToGrid(meta.grid, d.segment[0]);
+    const b0 = secondsToGrid(meta.grid, d.segment[1]);
+    const a = Math.max(lo, a0);
+    const b = Math.min(hi, b0);
+    if (!(b > a)) {
+      dropped++;
+      continue;
+    }
+    if (a !== a0 || b !== b0) clipped++;
     out.get(d.videoId)!.push({ a, b, c });
   }
   if (skipped) {
     log(`pseudo labels: ignored ${skipped} label(s) on videos outside the training split`);
+  }
+  if (clipped || dropped) {
+    log(
+      `pseudo labels: clipped ${clipped} label(s) to their video's features, dropped ${dropped} ` +
+        `left empty`,
+    );
   }
   return out;
 }
@@ -208,6 +250,7 @@ async function writeCheckpoint(
   inDim: number,
   rng: Rng,
   seed: number,
+  weightsOnly = false,
 ): Promise<void> {
   const meta: CheckpointMeta = {
     format: "fustal-student",
@@ -223,7 +266,8 @@ async function writeCheckpoint(
     curves: s.curves,
     trainSeconds: s.trainSeconds,
   };
-  const groups: TensorGroups = {
+  // A snapshot (weightsOnly) keeps the weights and their EMA for inference, not the optimiser.
+  const groups: TensorGroups = weightsOnly ? { model: await hostGroup(s.vars) } : {
     model: await hostGroup(s.vars),
     "adam.m": await hostGroup(s.m),
     "adam.v": await hostGroup(s.v),
@@ -340,6 +384,24 @@ async function runTraining(
     const saved = (await readJson(beforeFile)) as { ema?: Detection[]; raw?: Detection[] };
     testBeforeSwitch = saved.ema;
     testBeforeSwitchRaw = saved.raw;
+  }
+  // EMA snapshots (cfg.snapshots): the ones before the end are detected when taken and their
+  // detections kept beside their checkpoint, so a resumed run reports them too.
+  const snapEpochs = snapshotEpochs(cfg);
+  const detectSnapshots = opts.evalTest ?? true;
+  const snapshots: NonNullable<StudentResult["snapshots"]> = [];
+  const snapJson = (e: number) =>
+    opts.outDir ? path.join(opts.outDir, snapshotFile(e).replace(/\.ckpt$/, ".json")) : null;
+  for (const e of snapEpochs) {
+    const f = snapJson(e);
+    if (e < cfg.epochs && e <= s.epoch && f && (await exists(f))) {
+      const saved = (await readJson(f)) as { epoch: number; test: Detection[] };
+      snapshots.push({
+        epoch: e,
+        test: saved.test,
+        checkpoint: path.join(opts.outDir!, snapshotFile(e)),
+      });
+    }
   }
   const lastEpoch = opts.stopAfterEpochs !== undefined
     ? Math.min(cfg.epochs, s.epoch + opts.stopAfterEpochs)
@@ -561,6 +623,21 @@ async function runTraining(
           ? `, teacher ${(labelCount.teacher / Math.max(1, labelCount.crops)).toFixed(2)}`
           : ""),
     );
+    if (snapEpochs.includes(s.epoch)) {
+      const file = opts.outDir ? path.join(opts.outDir, snapshotFile(s.epoch)) : undefined;
+      if (file) await writeCheckpoint(file, s, cfg, classes, D, rng, opts.seed, true);
+      if (s.epoch < cfg.epochs && detectSnapshots) {
+        const tb = performance.now();
+        const test = await detectSplit(dataset, s.ema ?? s.vars, cfg);
+        const jf = snapJson(s.epoch);
+        if (jf) await atomicWriteJson(jf, { epoch: s.epoch, test });
+        snapshots.push({ epoch: s.epoch, test, checkpoint: file });
+        log(
+          `epoch ${epoch}: kept snapshot ${snapshotFile(s.epoch)} and detected the test videos ` +
+            `(${((performance.now() - tb) / 1000).toFixed(1)} s)`,
+        );
+      }
+    }
     if (ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
       await checkWeights();
       await writeCheckpoint(ckptFile, s, cfg, classes, D, rng, opts.seed);
@@ -591,6 +668,10 @@ async function runTraining(
       opts.progress?.("detect test", dataset.list("test").length),
     );
     result.info!.inferSeconds = (performance.now() - ti) / 1000;
+    const last = opts.outDir && snapEpochs.includes(s.epoch)
+      ? path.join(opts.outDir, snapshotFile(s.epoch))
+      : undefined;
+    result.snapshots = [...snapshots, { epoch: s.epoch, test: result.test, checkpoint: last }];
     if (opts.evalRaw && s.ema) result.testRaw = await detectSplit(dataset, s.vars, cfg);
   }
   return result;
