@@ -5,21 +5,11 @@
  * loaded from its files instead of being run again, and the generator and student resume
  * from their own checkpoints.
  *
- * Run folder:
- * - `data/` (the synthetic dataset, when no root is given)
- * - `generator/` (generator checkpoints), `proposals.json` (train-video proposals),
- *   `generator_test.json` (the generator's own test detections)
- * - `pseudo_labels.json` (selected proposals)
- * - `student/` (student checkpoints, `epoch_N.ckpt` the kept EMA snapshots),
- *   `detections.json` (final test detections), `detections_before_switch.json`,
- *   `detections_epoch_N.json` (each snapshot's test detections)
- * - `metrics.json`, `report.html`, `state.json`
- *
  * The parts, one job each, under `stages/pipeline/`: `config.ts` (the config and its
- * defaults), `run_folder.ts` (file names, output checks), `state.ts` (`state.json`, resume),
- * `data.ts` (datasets, ground truth, test subset), `stages.ts` (generation, selection and
- * training through their plugins), `evaluate.ts` (scores, the result record), `report.ts`
- * (`metrics.json`, `report.html`, the results table).
+ * defaults), `run_folder.ts` (the run folder's files, output checks), `state.ts`
+ * (`state.json`, resume), `data.ts` (datasets, ground truth, test subset), `stages.ts`
+ * (generation, selection and training through their plugins), `evaluate.ts` (scores, the
+ * result record), `report.ts` (`metrics.json`, `report.html`, the results table).
  *
  * @module
  */
@@ -83,6 +73,7 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   log(describeBackend(backendInfo));
   const run: StageRun = { ...settings, config, files, state, backend: backendInfo };
 
+  // The stages in order, each timed; a stage's figures are computed right after it.
   const { gen, stu: stuAll } = await timed("data", () => dataStage(config, out, state, log));
   const plan = scoringPlan(gen, stuAll, log);
   const generated = await timed("generation", () => generationStage(run, gen));
