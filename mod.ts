@@ -28,6 +28,8 @@ export {
   type MapFigures,
   type QualityFigures,
   runFuSTAL,
+  type ScoringSource,
+  type SnapshotFigures,
   writeDefaultDataset,
 } from "./stages/pipeline.ts";
 export {
