@@ -48,7 +48,8 @@ flags:
   --strict            segments past their video's end and annotated videos without
                       features are errors (default: one warning line each)
   --out DIR           output folder (default runs/generate)
-  --preset NAME       default (CPU-sized, see bench/BENCH-generation.md) | paper (published)
+  --preset NAME       default (CPU-sized, see bench/BENCH-generation.md) | reference (the
+                      published method at a reduced size) | paper (published)
   --iterations N      training iterations
   --batch N           videos per mini-batch
   --lr X              Adam learning rate

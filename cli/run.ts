@@ -17,6 +17,7 @@ import {
   Progress,
 } from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
+import { presetName } from "../lib/presets.ts";
 import { formatResultsTable, type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
 import {
   ABLATION_ROWS,
@@ -39,7 +40,8 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
                         features are errors (default: one warning line each)
   --out DIR             run folder (default runs/default)
   --resume              skip finished stages, continue from checkpoints
-  --preset NAME         default (fits a CPU) | paper (published hyper-parameters)
+  --preset NAME         default (fits a CPU) | reference (the published method, reduced size) |
+                        paper (published hyper-parameters)
   --backend NAME        auto | webgpu | wasm | cpu (default auto)
   --seed N              seed (default 0)
   --generator NAME --filter NAME --student NAME   plugins by name
@@ -96,10 +98,7 @@ export async function run(args: string[]): Promise<number> {
     json: { type: "boolean", default: false },
   });
   const json = Boolean(values.json);
-  const preset = (values.preset as string | undefined) ?? "default";
-  if (preset !== "default" && preset !== "paper") {
-    throw new InputError(`run: --preset must be default or paper, got "${preset}"`);
-  }
+  const preset = presetName(values.preset ?? "default", "run: --preset");
   const filterOptions = keyValueOptions(
     "run",
     "filter-option",

@@ -38,7 +38,7 @@ import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from ".
 
 /** Usage text of `train`. */
 export const usage =
-  `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|paper]
+  `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|reference|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
       [--option KEY=VALUE ...] [--json]

@@ -9,11 +9,14 @@
  *   THUMOS'14-shaped set (128-d features, ~300 snippets per video): 256 sampled snippets,
  *   batch 16, 400 iterations at lr 2e-3, evaluation every 50. See bench/BENCH-generation.md
  *   for the measured time and why these values.
+ * - `reference`: the published method at a reduced size: 256 snippets, batch 16, 600
+ *   iterations, hidden width 2048, lr 1e-4 (the published rate), evaluation every 100.
  *
  * @module
  */
 import { DEFAULT_PROPOSAL_CONFIG, type ProposalConfig } from "./proposals.ts";
 import { InputError } from "../../lib/errors.ts";
+import { type PresetName, presetName } from "../../lib/presets.ts";
 
 /** Every knob of the generator stage. */
 export interface GeneratorConfig {
@@ -72,8 +75,8 @@ export interface GeneratorConfig {
   cacheBytes: number;
 }
 
-/** Names of the presets. */
-export type GeneratorPreset = "paper" | "default";
+/** Names of the presets (the one list is `lib/presets.ts`). */
+export type GeneratorPreset = PresetName;
 
 const COMMON = {
   weightDecay: 5e-4,
@@ -120,14 +123,34 @@ export const DEFAULT_PRESET: Readonly<GeneratorConfig> = {
   proposal: DEFAULT_PROPOSAL_CONFIG,
 };
 
+/**
+ * The reduced reference configuration: 256 snippets, 600 iterations of batch 16, a
+ * 2048-wide embedding at the published learning rate; everything else as published.
+ */
+export const REFERENCE_PRESET: Readonly<GeneratorConfig> = {
+  ...COMMON,
+  snippets: 256,
+  batch: 16,
+  iterations: 600,
+  lr: 1e-4,
+  hidden: 2048,
+  evalEvery: 100,
+  seed: 3407,
+  proposal: DEFAULT_PROPOSAL_CONFIG,
+};
+
+const PRESETS: Record<PresetName, Readonly<GeneratorConfig>> = {
+  default: DEFAULT_PRESET,
+  reference: REFERENCE_PRESET,
+  paper: PAPER_PRESET,
+};
+
 /** A preset by name, merged with `overrides` (undefined values ignored). */
 export function generatorConfig(
   preset: GeneratorPreset = "default",
   overrides: Partial<GeneratorConfig> = {},
 ): GeneratorConfig {
-  const base = preset === "paper" ? PAPER_PRESET : preset === "default" ? DEFAULT_PRESET : (() => {
-    throw new InputError(`--preset: unknown preset "${preset}" (use paper or default)`);
-  })();
+  const base = PRESETS[presetName(preset)];
   const cfg: GeneratorConfig = { ...base, proposal: { ...base.proposal } };
   for (const [k, v] of Object.entries(overrides)) {
     if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import type { BackendName } from "../../lib/backend.ts";
 import { rejectUnknownKeys } from "../../lib/errors.ts";
 import type { ProgressSink } from "../../lib/plugin_types.ts";
+import type { PresetName } from "../../lib/presets.ts";
 import { DEFAULT_PLUGINS } from "../../registry.ts";
 
 /** Configuration of `runFuSTAL`; every field is optional. */
@@ -36,8 +37,11 @@ export interface FuSTALConfig {
   resume?: boolean;
   /** Compute backend (default `auto`). */
   backend?: BackendName;
-  /** Hyper-parameter preset: `default` (fits a CPU) or `paper` (published values). */
-  preset?: "default" | "paper";
+  /**
+   * Hyper-parameter preset: `default` (fits a CPU), `reference` (the published method at a
+   * reduced size) or `paper` (published values).
+   */
+  preset?: PresetName;
   /** Seed of every random stream (default 0). */
   seed?: number;
   /** Synthetic dataset options (when `root` is omitted). */
@@ -118,7 +122,7 @@ export interface RunSettings {
   /** Seed of every random stream. */
   seed: number;
   /** Hyper-parameter preset. */
-  preset: "default" | "paper";
+  preset: PresetName;
   /** Plugin names of the stages. */
   names: PluginNames;
   /** Log sink. */

@@ -1,7 +1,7 @@
 /**
  * The built-in student plugin `tridet-ema`: TriDet trained on the selected pseudo labels, with
  * EMA-teacher distillation (paper Sec. 3.3). Options (all optional): `preset` (`default` |
- * `paper`),
+ * `reference` | `paper`),
  * `ema` (false turns the teacher switch off and evaluates the raw weights), `epochs`,
  * `switchEpoch` (scaled with `epochs` when only `epochs` is given), `emaDecay`, `batch`, `lr`,
  * `evalRaw`, and any other {@linkcode StudentConfig} field by name.
@@ -9,19 +9,14 @@
  * @module
  */
 import { InputError } from "../../lib/errors.ts";
+import { presetName } from "../../lib/presets.ts";
 import { presetOptionDocs, type StudentPlugin } from "../../lib/plugin_types.ts";
 import { PRESETS, type StudentConfig } from "./presets.ts";
 import { trainStudent } from "./train.ts";
 
 /** Builds a configuration from a preset name and overrides. */
 export function configFromOptions(options: Record<string, unknown>): StudentConfig {
-  const presetName = String(options.preset ?? "default");
-  const preset = PRESETS[presetName];
-  if (!preset) {
-    throw new InputError(
-      `student: unknown preset "${presetName}" (use ${Object.keys(PRESETS).join(", ")})`,
-    );
-  }
+  const preset = PRESETS[presetName(options.preset ?? "default", "student: preset")];
   const cfg: StudentConfig = { ...preset };
   const keys = new Set(Object.keys(preset));
   for (const [k, v] of Object.entries(options)) {

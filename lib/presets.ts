@@ -1,0 +1,30 @@
+/**
+ * The names of the hyper-parameter presets, one list for every stage and command (each stage
+ * defines its values under these names: `stages/generation/presets.ts`,
+ * `stages/training/presets.ts`).
+ *
+ * - `default`: sized for the one-command synthetic run on a CPU.
+ * - `reference`: the published method at reduced widths and schedule (256-snippet generator,
+ *   width-128 student on whole 2304-row windows), faithful in everything else; finishes on a
+ *   CPU in well under an hour at THUMOS'14 scale.
+ * - `paper`: the published values.
+ *
+ * @module
+ */
+import { InputError } from "./errors.ts";
+
+/** Every preset name, smallest first. */
+export const PRESET_NAMES = ["default", "reference", "paper"] as const;
+
+/** A preset name. */
+export type PresetName = typeof PRESET_NAMES[number];
+
+/** `name` as a preset name, or an InputError naming `where` (a flag or option) and the choices. */
+export function presetName(name: unknown, where = "--preset"): PresetName {
+  if (typeof name === "string" && (PRESET_NAMES as readonly string[]).includes(name)) {
+    return name as PresetName;
+  }
+  throw new InputError(
+    `${where}: unknown preset ${JSON.stringify(name)} (use ${PRESET_NAMES.join(", ")})`,
+  );
+}
