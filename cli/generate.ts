@@ -9,7 +9,13 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, exists } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
-import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
+import {
+  applyBlasFlags,
+  type BackendName,
+  BLAS_FLAGS,
+  describeBackend,
+  initBackend,
+} from "../lib/backend.ts";
 import { parseTious } from "../stages/evaluation.ts";
 import { generatorConfig, type GeneratorPreset } from "../stages/generation/presets.ts";
 import { trainGenerator } from "../stages/generation/train.ts";
@@ -44,6 +50,8 @@ flags:
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
   --backend NAME      auto | webgpu | wasm | cpu (default auto)
+  --blas PATH|off     native BLAS for wasm matMuls (default FUSTAL_BLAS or libopenblas.so.0)
+  --threads N         BLAS threads (default: every core)
   --json              last stdout line: {"train": {"proposals", "mAP", "average"},
                       "test": {"mAP", "average"}, "seconds", "backend"}`;
 
@@ -66,6 +74,7 @@ export async function run(args: string[]): Promise<number> {
     "no-cross-video": { type: "boolean" },
     tiou: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     json: { type: "boolean" },
   });
   const json = Boolean(values.json);
@@ -95,6 +104,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const { openDataset } = await import("../datasets.ts");
   const ds = await openDataset(root, layout ? { layout } : {});
+  applyBlasFlags("generate", values);
   const info = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(info));
   logErr(

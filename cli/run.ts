@@ -4,7 +4,7 @@
  * @module
  */
 import process from "node:process";
-import type { BackendName } from "../lib/backend.ts";
+import { applyBlasFlags, BLAS_FLAGS, BLAS_USAGE, type BackendName } from "../lib/backend.ts";
 import {
   isInteractive,
   keyValueOptions,
@@ -28,6 +28,7 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --resume              skip finished stages, continue from checkpoints
   --preset NAME         default (fits a CPU) | paper (published hyper-parameters)
   --backend NAME        auto | webgpu | wasm | cpu (default auto)
+${BLAS_USAGE}
   --seed N              seed (default 0)
   --generator NAME --filter NAME --student NAME   plugins by name
   --plugin PATH_OR_URL  load a plugin module (repeatable)
@@ -51,6 +52,7 @@ export async function run(args: string[]): Promise<number> {
     resume: { type: "boolean", default: false },
     preset: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     seed: { type: "string" },
     generator: { type: "string" },
     filter: { type: "string" },
@@ -68,6 +70,7 @@ export async function run(args: string[]): Promise<number> {
     ablate: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   });
+  applyBlasFlags("run", values);
   const json = Boolean(values.json);
   const preset = (values.preset as string | undefined) ?? "default";
   if (preset !== "default" && preset !== "paper") {

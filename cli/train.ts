@@ -8,7 +8,13 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
-import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
+import {
+  applyBlasFlags,
+  type BackendName,
+  BLAS_FLAGS,
+  describeBackend,
+  initBackend,
+} from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import type { Dataset } from "../datasets/types.ts";
 import {
@@ -26,6 +32,7 @@ export const usage =
   `train --pseudo-labels P.json --root DIR [--layout NAME] --out DIR [--preset default|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
+      [--blas PATH|off] [--threads N]
       [--option KEY=VALUE ...] [--json]
 train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
@@ -66,6 +73,7 @@ export async function run(args: string[]): Promise<number> {
     "no-ema": { type: "boolean" },
     seed: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },
@@ -115,6 +123,7 @@ export async function run(args: string[]): Promise<number> {
     options[kv.slice(0, eq)] = parsed;
   }
   const cfg = configFromOptions(options);
+  applyBlasFlags("train", v);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const dataset = await openStudentDataset(root, v.layout as string | undefined);

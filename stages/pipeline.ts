@@ -129,7 +129,14 @@ export interface FuSTALResult {
   /** Thresholds of every `mAP` list. */
   tiou: number[];
   /** Backend and adapter. */
-  backend: { name: string; adapter: string | null; software: boolean | null; reason: string };
+  backend: {
+    name: string;
+    adapter: string | null;
+    software: boolean | null;
+    reason: string;
+    /** The native BLAS under wasm's matMuls (library, threads), or null. */
+    blas?: string | null;
+  };
   /** Dataset facts. */
   dataset: {
     generator: string;
@@ -494,6 +501,9 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
       adapter: backendInfo.adapter,
       software: backendInfo.adapterIsSoftware,
       reason: backendInfo.reason,
+      blas: backendInfo.blas
+        ? `${backendInfo.blas.library} (${backendInfo.blas.threads} threads)`
+        : null,
     },
     dataset: {
       generator: gen.root,

@@ -10,10 +10,14 @@
  * @module
  */
 import { tf } from "../../deps.ts";
+import { matMulT } from "../../lib/blas.ts";
 
 type T = tf.Tensor;
 
-/** matMul whose gradient uses explicit transposes followed by plain matMuls (fast on wasm). */
+/**
+ * matMul whose gradient uses explicit transposes followed by plain matMuls on plain wasm
+ * (fast there), and sgemm's transpose flags under a native BLAS (`lib/blas.ts`).
+ */
 export const matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
   // deno-lint-ignore no-explicit-any
   ((a: tf.Tensor2D, b: tf.Tensor2D, save: any) => {
@@ -22,7 +26,7 @@ export const matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.custom
       value: tf.matMul(a, b),
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
+        return [matMulT(dy, sb, false, true), matMulT(sa, dy, true, false)];
       },
     };
     // deno-lint-ignore no-explicit-any
