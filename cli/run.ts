@@ -4,7 +4,7 @@
  * @module
  */
 import process from "node:process";
-import { applyBlasFlags, BLAS_FLAGS, BLAS_USAGE, type BackendName } from "../lib/backend.ts";
+import { applyBlasFlags, type BackendName, BLAS_FLAGS, BLAS_USAGE } from "../lib/backend.ts";
 import {
   isInteractive,
   keyValueOptions,

@@ -374,7 +374,21 @@ function gemm(
     return;
   }
   for (let i = 0; i < p.aIdx.length; i++) {
-    s(ta, tb, m, n, k, 1, pa + 4 * p.aIdx[i], lda, pb + 4 * p.bIdx[i], ldb, 0, pc + 4 * i * m * n, n);
+    s(
+      ta,
+      tb,
+      m,
+      n,
+      k,
+      1,
+      pa + 4 * p.aIdx[i],
+      lda,
+      pb + 4 * p.bIdx[i],
+      ldb,
+      0,
+      pc + 4 * i * m * n,
+      n,
+    );
   }
   blasStats.sgemmCalls += p.aIdx.length;
 }
@@ -515,10 +529,12 @@ function fusedMatMulKernel(orig: tf.KernelFunc) {
 export function installBlasKernels(): void {
   if (!native) throw new Error("installBlasKernels: no BLAS library loaded");
   if (!installed) {
-    for (const [name, make] of [
-      ["BatchMatMul", batchMatMulKernel],
-      ["_FusedMatMul", fusedMatMulKernel],
-    ] as const) {
+    for (
+      const [name, make] of [
+        ["BatchMatMul", batchMatMulKernel],
+        ["_FusedMatMul", fusedMatMulKernel],
+      ] as const
+    ) {
       const cfg = tf.getKernel(name, "wasm");
       if (!cfg) throw new Error(`installBlasKernels: tfjs-wasm has no ${name} kernel`);
       tf.unregisterKernel(name, "wasm");
