@@ -146,7 +146,9 @@ for (const name of values.cases!.split(",")) {
       stderr: "inherit",
     }).output();
     if (out.code !== 0) {
-      console.log(`| ${name} | ${r.blas ? "wasm+BLAS" : "wasm"} | | failed (exit ${out.code}) | | | | |`);
+      console.log(
+        `| ${name} | ${r.blas ? "wasm+BLAS" : "wasm"} | | failed (exit ${out.code}) | | | | |`,
+      );
       continue;
     }
     const j = JSON.parse(

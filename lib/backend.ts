@@ -24,6 +24,7 @@ import {
   loadBlas,
   setBlasEnabled,
 } from "./blas.ts";
+import { guardWasmHeap } from "./wasm_heap.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
 export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";
@@ -60,6 +61,7 @@ export function setBlasOptions(opts: BlasOptions): void {
 
 /** Loads BLAS (when found) and installs its kernels on the loaded wasm backend. */
 async function attachBlas(): Promise<{ blas: BlasInfo | null; blasNote?: string }> {
+  guardWasmHeap();
   const off = blasOptions.path !== undefined && /^(off|none|0|false)$/i.test(blasOptions.path);
   const blas = await loadBlas(blasOptions);
   if (!blas) {

@@ -1,0 +1,148 @@
+// Student memory features: gradient accumulation over micro-batches equals the whole batch,
+// and an exhausted wasm heap is a one-line error naming the setting to lower.
+import assert from "node:assert/strict";
+import { tf } from "../deps.ts";
+import { initBackend } from "../lib/backend.ts";
+import { InputError } from "../lib/errors.ts";
+import { Rng } from "../lib/rng.ts";
+import { isHeapExhausted, WasmHeapExhausted } from "../lib/wasm_heap.ts";
+import { assignTargets } from "../stages/training/assign.ts";
+import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
+import { configFromOptions } from "../stages/training/plugin.ts";
+import { accumulatedGrads, heapExhaustedError, type StepBatch } from "../stages/training/train.ts";
+
+await initBackend("wasm");
+
+const TINY: StudentConfig = {
+  ...DEFAULT,
+  dim: 16,
+  mlpDim: 24,
+  levels: 3,
+  gnGroups: 4,
+  numBins: 4,
+  maxSeqLen: 64,
+  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+  sgpBranches: true,
+  sgpInitStd: 0.1,
+  dropPath: 0.1,
+  batch: 4,
+};
+
+function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
+  const B = cfg.batch, t0 = cfg.maxSeqLen;
+  const rng = new Rng(21);
+  const layout = makeLayout(t0, cfg);
+  const lens = [t0, 40, 52, t0];
+  const cls = new Float32Array(B * layout.total * K);
+  const reg = new Float32Array(B * layout.total * 2);
+  let numPos = 0;
+  const segs = [
+    [{ a: 5, b: 20, c: 1 }],
+    [{ a: 10, b: 14, c: 2 }, { a: 25, b: 38, c: 0 }],
+    [],
+    [{ a: 30, b: 60, c: 1 }],
+  ];
+  segs.forEach((s, i) => {
+    const t = assignTargets(s, layout, lens[i], K, cfg.regressionRanges, cfg.centerRadius);
+    cls.set(t.cls, i * layout.total * K);
+    reg.set(t.reg, i * layout.total * 2);
+    numPos += t.numPos;
+  });
+  return {
+    x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
+    lens,
+    // drop-path varies per item, so a wrong slice of it would change the gradients
+    dropPath: Array.from(
+      { length: cfg.levels - 1 },
+      () =>
+        [
+          Float32Array.from({ length: B }, (_, i) => (i % 3 === 1 ? 0 : 1 / 0.9)),
+          Float32Array.from({ length: B }, (_, i) => (i % 2 === 0 ? 1 / 0.9 : 0)),
+        ] as [Float32Array, Float32Array],
+    ),
+    milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
+    cls,
+    reg,
+    // item 2 has no weak label: the MIL normaliser must count the whole batch's items
+    weak: Float32Array.from([0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1]),
+    norm: Math.max(1, numPos),
+  };
+}
+
+Deno.test("student: gradients accumulated over micro-batches equal the whole batch", () => {
+  const D = 6, K = 3;
+  const specs = paramSpecs(TINY, D, K);
+  const vals = initValues(specs, new Rng(4));
+  const vars = Object.fromEntries(
+    specs.map((p) => [p.name, tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true)]),
+  );
+  const layout = makeLayout(TINY.maxSeqLen, TINY);
+  const batch = batchOf(TINY, D, K);
+  const run = (micro: number) => {
+    const r = accumulatedGrads(vars, { ...TINY, microBatch: micro }, layout, D, K, batch);
+    const out = {
+      terms: [r.total, r.cls, r.reg, r.mil].map((t) => t.dataSync()[0]),
+      grads: Object.fromEntries(
+        Object.entries(r.grads).map(([k, g]) => [k, g.dataSync() as Float32Array]),
+      ),
+    };
+    tf.dispose([r.total, r.cls, r.reg, r.mil, ...Object.values(r.grads)]);
+    return out;
+  };
+  const full = run(0);
+  assert.ok(full.terms.every(Number.isFinite));
+  assert.ok(full.terms[3] > 0, "the MIL term is active");
+  for (const micro of [1, 3]) {
+    const acc = run(micro);
+    full.terms.forEach((v, i) => {
+      assert.ok(Math.abs(acc.terms[i] - v) <= 1e-5 * Math.max(1, Math.abs(v)), `term ${i}`);
+    });
+    let nonzero = 0;
+    for (const [k, g] of Object.entries(full.grads)) {
+      const a = acc.grads[k];
+      let scale = 1e-6, err = 0;
+      for (let i = 0; i < g.length; i++) {
+        scale = Math.max(scale, Math.abs(g[i]));
+        err = Math.max(err, Math.abs(a[i] - g[i]));
+      }
+      if (scale > 1e-6) nonzero++;
+      assert.ok(err <= 1e-4 * scale, `micro ${micro}, ${k}: error ${err} vs scale ${scale}`);
+    }
+    assert.ok(nonzero > Object.keys(full.grads).length / 2, "most gradients are non-zero");
+  }
+  tf.dispose(Object.values(vars));
+});
+
+Deno.test("student: microBatch option is validated", () => {
+  assert.equal(configFromOptions({ microBatch: 2 }).microBatch, 2);
+  assert.throws(() => configFromOptions({ microBatch: -1 }), InputError);
+  assert.throws(() => configFromOptions({ microBatch: 1.5 }), InputError);
+});
+
+Deno.test("wasm heap: a failed allocation is a WasmHeapExhausted, then a one-line error", () => {
+  // 4.28 GB beside a live 64 MB tensor cannot fit the 32-bit heap (at most 4.29 GB), and
+  // 4.6 GB does not even fit 32 bits: the guarded _malloc throws before anything is written
+  // (unguarded, tfjs would write the tensor at a wrapped or null address).
+  const live = tf.ones([16 * 1024 * 1024]);
+  let caught: unknown = null;
+  for (const n of [1020, 1100]) {
+    caught = null;
+    try {
+      tf.zeros([n * 1024 * 1024]);
+    } catch (e) {
+      caught = e;
+    }
+    assert.ok(caught instanceof WasmHeapExhausted, String(caught));
+  }
+  assert.ok(isHeapExhausted(caught));
+  // the backend still works afterwards
+  assert.equal(tf.sum(tf.ones([1000])).dataSync()[0], 1000);
+  live.dispose();
+  const err = heapExhaustedError(caught, { ...DEFAULT, batch: 8, microBatch: 0 }, 2048);
+  assert.ok(err instanceof InputError);
+  assert.ok(!err.message.includes("\n"));
+  assert.match(err.message, /wasm heap .* exhausted .* microBatch=4/);
+  assert.equal(heapExhaustedError(new Error("other"), DEFAULT, 128), null);
+  assert.ok(isHeapExhausted(new Error("RuntimeError: memory access out of bounds")));
+});
