@@ -54,7 +54,7 @@ const width = Number(values.width);
 const cfg: StudentConfig = {
   ...base,
   dim: width,
-  mlpDim: values.preset === "paper" ? base.mlpDim : Math.round(width * 1.5),
+  mlpDim: width === base.dim ? base.mlpDim : Math.round(width * 1.5),
   maxSeqLen: t0,
   batch: B,
   microBatch: Number(values.micro),

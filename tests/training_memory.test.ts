@@ -146,3 +146,106 @@ Deno.test("wasm heap: a failed allocation is a WasmHeapExhausted, then a one-lin
   assert.equal(heapExhaustedError(new Error("other"), DEFAULT, 128), null);
   assert.ok(isHeapExhausted(new Error("RuntimeError: memory access out of bounds")));
 });
+
+// The chains of tfjs ops the fused ops replace (their gradients come from tfjs's own rules).
+const ref = {
+  conv1d(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+    const [b, t, cin] = x.shape;
+    const k = w.shape[0] / cin, p = (k - 1) / 2;
+    const xp = tf.pad(x, [[0, 0], [p, p], [0, 0]]);
+    const taps = Array.from({ length: k }, (_, j) => tf.slice(xp, [0, j, 0], [b, t, cin]));
+    const cols = tf.reshape(tf.concat(taps, 2), [b * t, k * cin]) as tf.Tensor2D;
+    return tf.reshape(tf.matMul(cols, w as tf.Tensor2D), [b, t, w.shape[1] as number]);
+  },
+  depthwise(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+    const [b, t, c] = x.shape;
+    const k = w.shape[0], p = (k - 1) / 2;
+    const xp = tf.pad(x, [[0, 0], [p, p], [0, 0]]);
+    let y: tf.Tensor | null = null;
+    for (let j = 0; j < k; j++) {
+      const tap = tf.mul(tf.slice(xp, [0, j, 0], [b, t, c]), tf.slice(w, [j, 0], [1, c]));
+      y = y ? tf.add(y, tap) : tap;
+    }
+    return y!;
+  },
+  norm(x: tf.Tensor, view: number[], axes: number[], g: tf.Tensor, b: tf.Tensor): tf.Tensor {
+    const xv = tf.reshape(x, view);
+    const { mean, variance } = tf.moments(xv, axes, true);
+    const xn = tf.reshape(tf.mul(tf.sub(xv, mean), tf.rsqrt(tf.add(variance, 1e-5))), x.shape);
+    return tf.add(tf.mul(xn, g), b);
+  },
+  gelu(x: tf.Tensor): tf.Tensor {
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  },
+};
+
+Deno.test("student ops: fused convs, norms and GELU match the op chains, values and gradients", async () => {
+  const ops = await import("../stages/training/ops.ts");
+  const rng = new Rng(8);
+  const r = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal()),
+      shape,
+    );
+  const B = 2, T = 13, C = 8;
+  const x = r([B, T, C]);
+  const cases: [
+    string,
+    (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor,
+    (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor,
+    tf.Tensor[],
+  ][] = [];
+  for (const k of [1, 3, 5]) {
+    cases.push([`conv1d k${k}`, (a, w) => ops.conv1d(a, w), (a, w) => ref.conv1d(a, w), [
+      x,
+      r([k * C, 6]),
+      r([1]),
+    ]]);
+  }
+  for (const k of [3, 11]) {
+    cases.push([
+      `depthwise k${k}`,
+      (a, w) => ops.depthwiseConv1d(a, w),
+      (a, w) => ref.depthwise(a, w),
+      [x, r([k, C]), r([1])],
+    ]);
+  }
+  cases.push([
+    "layerNorm",
+    (a, g, b) => ops.layerNorm(a, g, b),
+    (a, g, b) => ref.norm(a, a.shape, [2], g, b),
+    [x, r([C]), r([C])],
+  ]);
+  cases.push([
+    "groupNorm",
+    (a, g, b) => ops.groupNorm(a, 4, g, b),
+    (a, g, b) => ref.norm(a, [B, T, 4, 2], [1, 3], g, b),
+    [x, r([C]), r([C])],
+  ]);
+  cases.push(["gelu", (a) => ops.gelu(a), (a) => ref.gelu(a), [x, r([1]), r([1])]]);
+  for (const [name, f, g, all] of cases) {
+    const inputs = name.startsWith("gelu")
+      ? all.slice(0, 1)
+      : name.includes("Norm")
+      ? all
+      : all.slice(0, 2);
+    const call = (fn: typeof f, a: tf.Tensor[]) => fn(a[0], a[1] ?? a[0], a[2] ?? a[0]);
+    const probe = r(call(f, inputs).shape);
+    const loss = (fn: typeof f) => (...a: tf.Tensor[]) => tf.sum(tf.mul(call(fn, a), probe));
+    const yf = call(f, inputs).dataSync();
+    const yr = call(g, inputs).dataSync();
+    for (let i = 0; i < yr.length; i++) {
+      assert.ok(Math.abs(yf[i] - yr[i]) < 1e-4, `${name} value ${i}`);
+    }
+    const gf = tf.grads(loss(f))(inputs).map((t) => t.dataSync());
+    const gr = tf.grads(loss(g))(inputs).map((t) => t.dataSync());
+    gr.forEach((want, j) => {
+      for (let i = 0; i < want.length; i++) {
+        assert.ok(
+          Math.abs(gf[j][i] - want[i]) < 1e-3 * Math.max(1, Math.abs(want[i])),
+          `${name} grad ${j}[${i}]: ${gf[j][i]} vs ${want[i]}`,
+        );
+      }
+    });
+  }
+});
