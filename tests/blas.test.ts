@@ -292,3 +292,61 @@ Deno.test("blas: off, a bad path, and the hint line (child processes)", async ()
     assert.match(envOk, /^backend wasm\+BLAS/);
   }
 });
+
+Deno.test(
+  "blas: small generator and student trainings reach the same mAP as plain wasm",
+  opts,
+  async () => {
+    const { toyDataset } = await import("./generation_fixtures.ts");
+    const { trainGenerator } = await import("../stages/generation/train.ts");
+    const { generatorConfig } = await import("../stages/generation/presets.ts");
+    const { tinyDataset, jitteredLabels } = await import("./training_fixtures.ts");
+    const { trainStudent, groundTruthOf } = await import("../stages/training/train.ts");
+    const { evaluateDetections } = await import("../stages/evaluation.ts");
+    const { DEFAULT } = await import("../stages/training/presets.ts");
+    const ds = toyDataset({ train: 32, test: 24 });
+    const cfg = generatorConfig("default", {
+      snippets: 64,
+      batch: 8,
+      evalEvery: 40,
+      lr: 1e-3,
+      seed: 5,
+      iterations: 80,
+    });
+    const gen: Record<string, number> = {};
+    for (const on of [false, true]) {
+      setBlasEnabled(on);
+      const calls = blasStats.sgemmCalls;
+      gen[on ? "blas" : "wasm"] = (await trainGenerator(ds, cfg)).testEval.average;
+      assert.equal(blasStats.sgemmCalls > calls, on);
+    }
+    console.log(`generator test mAP: wasm ${gen.wasm}, wasm+BLAS ${gen.blas}`);
+    assert.ok(gen.wasm > 0.3, "the generator learned");
+    assert.ok(Math.abs(gen.wasm - gen.blas) <= 0.005, JSON.stringify(gen));
+
+    const tds = tinyDataset({ nTrain: 12, nTest: 4, rows: 64, dim: 8, k: 3, seed: 21 });
+    const scfg = {
+      ...DEFAULT,
+      dim: 16,
+      mlpDim: 24,
+      levels: 3,
+      gnGroups: 4,
+      numBins: 4,
+      maxSeqLen: 64,
+      regressionRanges: [[0, 4], [4, 8], [8, 10000]] as [number, number][],
+      batch: 4,
+      epochs: 6,
+      ema: false,
+      lr: 3e-3,
+    };
+    const stu: Record<string, number> = {};
+    for (const on of [false, true]) {
+      setBlasEnabled(on);
+      const r = await trainStudent(tds, jitteredLabels(tds, 3), { config: scfg, seed: 1 });
+      stu[on ? "blas" : "wasm"] = evaluateDetections(groundTruthOf(tds, "test"), r.test).average;
+    }
+    console.log(`student test mAP: wasm ${stu.wasm}, wasm+BLAS ${stu.blas}`);
+    assert.ok(Math.abs(stu.wasm - stu.blas) <= 0.005, JSON.stringify(stu));
+    setBlasEnabled(true);
+  },
+);
