@@ -249,3 +249,19 @@ Deno.test("student ops: fused convs, norms and GELU match the op chains, values 
     });
   }
 });
+
+Deno.test("generator loss: logSumExpLast matches tf.logSumExp, value and gradient", async () => {
+  const { logSumExpLast } = await import("../stages/generation/losses.ts");
+  const rng = new Rng(12);
+  const x = tf.tensor(Float32Array.from({ length: 2 * 3 * 17 }, () => 4 * rng.normal()), [
+    2,
+    3,
+    17,
+  ]);
+  const probe = tf.tensor(Float32Array.from({ length: 6 }, () => rng.normal()), [2, 3]);
+  const a = logSumExpLast(x).dataSync(), b = tf.logSumExp(x, -1).dataSync();
+  for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5);
+  const ga = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(logSumExpLast(t), probe)))(x).dataSync();
+  const gb = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.logSumExp(t, -1), probe)))(x).dataSync();
+  for (let i = 0; i < gb.length; i++) assert.ok(Math.abs(ga[i] - gb[i]) < 1e-5, `grad ${i}`);
+});
