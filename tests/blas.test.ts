@@ -350,3 +350,29 @@ Deno.test(
     setBlasEnabled(true);
   },
 );
+
+Deno.test("blas: the same kernels through bun:ffi under Bun", opts, async () => {
+  let ok = false;
+  try {
+    await Deno.stat(new URL("../node_modules/@tensorflow", import.meta.url));
+    ok = (await new Deno.Command("npx", { args: ["-y", "bun@1.4.5", "--version"] }).output())
+      .success;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    console.log("SKIP: bun or node_modules missing (run `npm install`; bun comes from npm)");
+    return;
+  }
+  const out = await new Deno.Command("npx", {
+    args: ["-y", "bun@1.4.5", "run", "tests/blas_bun_probe.ts"],
+    cwd: new URL("..", import.meta.url),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n");
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  assert.match(text[0], /^backend wasm\+BLAS/);
+  const j = JSON.parse(text.at(-1)!);
+  assert.ok(j.blas && j.sgemmCalls > 0 && j.diff < 1e-4, JSON.stringify(j));
+});
