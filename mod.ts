@@ -19,6 +19,8 @@ import process from "node:process";
 export type { Detection, GroundTruth, GroundTruthInstance, Segment } from "./lib/types.ts";
 export { InputError } from "./lib/errors.ts";
 export { type BackendInfo, type BackendName, describeBackend, initBackend } from "./lib/backend.ts";
+export { setBlasOptions } from "./lib/backend.ts";
+export type { BlasInfo, BlasOptions } from "./lib/blas.ts";
 export {
   ACTIVITYNET_TIOUS,
   datasetTious,
