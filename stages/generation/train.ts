@@ -19,6 +19,7 @@ import * as path from "node:path";
 import { tf } from "../../deps.ts";
 import { Rng } from "../../lib/rng.ts";
 import { blasActive } from "../../lib/blas.ts";
+import { isHeapExhausted } from "../../lib/wasm_heap.ts";
 import { InputError } from "../../lib/errors.ts";
 import { exists } from "../../lib/io.ts";
 import type { Detection } from "../../lib/types.ts";
@@ -571,7 +572,16 @@ export async function trainGenerator(
     const metas = order.slice(pos, pos + cfg.batch);
     pos += cfg.batch;
     const hb = await makeBatch(metas, cache, cfg.snippets, D, sampleRng);
-    const l = await trainStep(params, opt, { ...hb, T: cfg.snippets, D }, cfg, C, dropRng);
+    let l: StepLosses;
+    try {
+      l = await trainStep(params, opt, { ...hb, T: cfg.snippets, D }, cfg, C, dropRng);
+    } catch (e) {
+      if (!isHeapExhausted(e)) throw e;
+      throw new InputError(
+        `generator: the wasm heap (4 GB) is exhausted by a batch of ${cfg.batch} x ` +
+          `${cfg.snippets} snippets x ${D}-d: lower --generator-option batch=N or snippets=N`,
+      );
+    }
     if (!Number.isFinite(l.total) || !Number.isFinite(l.gradNorm)) {
       throw new Error(
         `generator: loss ${l.total} / gradient norm ${l.gradNorm} at iteration ${it}`,
