@@ -20,6 +20,7 @@ import {
   BLAS_HINT,
   type BlasInfo,
   type BlasOptions,
+  blasTurnedOff,
   installBlasKernels,
   loadBlas,
   setBlasEnabled,
@@ -62,7 +63,7 @@ export function setBlasOptions(opts: BlasOptions): void {
 /** Loads BLAS (when found) and installs its kernels on the loaded wasm backend. */
 async function attachBlas(): Promise<{ blas: BlasInfo | null; blasNote?: string }> {
   guardWasmHeap();
-  const off = blasOptions.path !== undefined && /^(off|none|0|false)$/i.test(blasOptions.path);
+  const off = blasTurnedOff(blasOptions.path);
   const blas = await loadBlas(blasOptions);
   if (!blas) {
     setBlasEnabled(false);

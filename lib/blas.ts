@@ -111,6 +111,15 @@ function envBlas(): string | undefined {
   }
 }
 
+/**
+ * Whether BLAS is turned off by the user: `path` (from `--blas`) or else `FUSTAL_BLAS` is
+ * `off` (also `none`, `0`, `false`).
+ */
+export function blasTurnedOff(path?: string): boolean {
+  const given = path ?? envBlas();
+  return given !== undefined && /^(off|none|0|false)$/i.test(given);
+}
+
 function cores(): number {
   const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
     ?.hardwareConcurrency;
@@ -212,7 +221,7 @@ export async function loadBlas(opts: BlasOptions = {}): Promise<BlasInfo | null>
     throw new InputError(`--threads: must be a positive integer, got ${threads}`);
   }
   const given = opts.path ?? envBlas();
-  if (given !== undefined && /^(off|none|0|false)$/i.test(given)) return null;
+  if (blasTurnedOff(opts.path)) return null;
   const isBun = Boolean((globalThis as { Bun?: unknown }).Bun);
   const isDeno = Boolean((globalThis as { Deno?: unknown }).Deno);
   if (!isBun && !isDeno) return null;

@@ -15,9 +15,7 @@ const info = await initBackend("wasm");
 const haveBlas = info.blas != null;
 if (!haveBlas) {
   console.log(
-    `blas tests skipped: no native BLAS (${
-      info.blasNote ?? "not found"
-    }; apt-get install libopenblas0-pthread)`,
+    `blas tests skipped: ${info.blasNote ?? "no native BLAS"}`,
   );
 }
 
