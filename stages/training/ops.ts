@@ -89,10 +89,14 @@ const conv1dCore = tf.customGrad(
           const dy2 = tf.reshape(dy, [b * t, cout]);
           // weight gradient from recomputed columns (cheaper than keeping k copies of x)
           const dw = matMulT(im2col(sx, k), dy2, true, false);
-          const dcols = matMulT<T>(dy2, sw, false, true);
-          if (k === 1) return [tf.reshape(dcols, [b, t, cin]), dw];
-          const d3 = tf.reshape(dcols, [b, t, k * cin]);
-          const parts = tf.split(d3, k, 2);
+          if (k === 1) return [tf.reshape(matMulT<T>(dy2, sw, false, true), [b, t, cin]), dw];
+          // input gradient per tap from that tap's rows of w (a contiguous row slice): no
+          // channel-axis split of the [B·T, k·Cin] columns gradient (slow on wasm, measured)
+          const parts = Array.from({ length: k }, (_, j) =>
+            tf.reshape(
+              matMulT<T>(dy2, tf.slice(sw, [j * cin, 0], [cin, cout]), false, true),
+              [b, t, cin],
+            ));
           return [foldTaps(parts, t, (k - 1) / 2), dw];
         }),
     };
