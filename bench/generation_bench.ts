@@ -29,8 +29,9 @@ import { trainGenerator } from "../stages/generation/train.ts";
 import { trainStep } from "../stages/generation/step.ts";
 import { Adam, createParams, disposeParams } from "../stages/generation/model.ts";
 
+// Imported (bench/blas_bench.ts uses stepFlops): no flags are read and nothing runs.
 const { positionals, values } = parseArgs({
-  args: Deno.args,
+  args: import.meta.main ? Deno.args : [],
   allowPositionals: true,
   options: {
     data: { type: "string" },
@@ -56,7 +57,9 @@ export function stepFlops(B: number, T: number, D: number, H: number, C: number)
   return 4 * R * 3 * D * H + 6 * R * H * C + 6 * B * 4 * T * H + 6 * R * H * 2 * B;
 }
 
-if (positionals[0] === "table") {
+if (!import.meta.main) {
+  // imported as a module
+} else if (positionals[0] === "table") {
   const info = await initBackend(values.backend as BackendName);
   console.error(describeBackend(info));
   let data = values.data;

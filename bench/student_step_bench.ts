@@ -22,8 +22,9 @@ import { milKs, milTopkMask, studentLosses } from "../stages/training/losses.ts"
 import { forward, initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import { DEFAULT, PAPER, type StudentConfig } from "../stages/training/presets.ts";
 
+// Imported (bench/blas_bench.ts uses stepTime and flopsPerStep): no flags are read.
 const { values } = parseArgs({
-  args: Deno.args,
+  args: import.meta.main ? Deno.args : [],
   options: {
     backends: { type: "string", default: "wasm,cpu,webgpu" },
     sizes: { type: "string", default: "default,paper" },
@@ -35,7 +36,8 @@ const { values } = parseArgs({
 
 const K = 20;
 
-function flopsPerStep(cfg: StudentConfig, D: number, B: number, t0: number): number {
+/** Matrix-work FLOPs of one student step (see the module doc). */
+export function flopsPerStep(cfg: StudentConfig, D: number, B: number, t0: number): number {
   let levelRows = 0;
   for (let l = 0; l < cfg.levels; l++) levelRows += t0 / 2 ** l;
   let f = 0;
@@ -53,7 +55,8 @@ function flopsPerStep(cfg: StudentConfig, D: number, B: number, t0: number): num
   return 3 * f * B;
 }
 
-async function stepTime(
+/** Times `steps` student steps after one warm-up; returns the first and the best step (s). */
+export async function stepTime(
   backend: "wasm" | "cpu" | "webgpu",
   cfg: StudentConfig,
   D: number,
@@ -142,7 +145,9 @@ function row(c: Case, r: { first: number; step: number } | string): string {
   } | ${gf.toFixed(1)} | ${(gf / r.step).toFixed(2)} |`;
 }
 
-if (values.one) {
+if (!import.meta.main) {
+  // imported as a module
+} else if (values.one) {
   // Child mode: one case, result as JSON on stdout.
   const c = JSON.parse(values.one) as Case;
   const paper = c.size === "paper";
@@ -158,56 +163,60 @@ if (values.one) {
   Deno.exit(0);
 }
 
-// Each case runs in its own process: a wasm heap exhausted by one case (32-bit memory) must
-// not poison the next.
-const cases: Case[] = [];
-for (const backend of values.backends!.split(",") as Case["backend"][]) {
-  for (const size of values.sizes!.split(",")) {
-    if (size !== "paper") {
-      cases.push({ backend, size, B: DEFAULT.batch, t0: DEFAULT.maxSeqLen });
-    } else if (backend === "wasm") {
-      // The full published batch does not fit the wasm heap; the short window compares with
-      // the other backends.
-      cases.push({ backend, size, B: PAPER.batch, t0: PAPER.maxSeqLen });
-      cases.push({ backend, size, B: 1, t0: PAPER.maxSeqLen });
-      cases.push({ backend, size, B: 1, t0: Number(values["paper-len-slow"]) });
-    } else {
-      cases.push({ backend, size, B: 1, t0: Number(values["paper-len-slow"]) });
+if (import.meta.main) {
+  // Each case runs in its own process: a wasm heap exhausted by one case (32-bit memory) must
+  // not poison the next.
+  const cases: Case[] = [];
+  for (const backend of values.backends!.split(",") as Case["backend"][]) {
+    for (const size of values.sizes!.split(",")) {
+      if (size !== "paper") {
+        cases.push({ backend, size, B: DEFAULT.batch, t0: DEFAULT.maxSeqLen });
+      } else if (backend === "wasm") {
+        // The full published batch does not fit the wasm heap; the short window compares with
+        // the other backends.
+        cases.push({ backend, size, B: PAPER.batch, t0: PAPER.maxSeqLen });
+        cases.push({ backend, size, B: 1, t0: PAPER.maxSeqLen });
+        cases.push({ backend, size, B: 1, t0: Number(values["paper-len-slow"]) });
+      } else {
+        cases.push({ backend, size, B: 1, t0: Number(values["paper-len-slow"]) });
+      }
     }
   }
-}
-const rows: string[] = [];
-for (const c of cases) {
-  console.error(`student step: ${c.backend} ${c.size} (${c.B} x ${c.t0})`);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      import.meta.filename!,
-      "--steps",
-      values.steps!,
-      "--one",
-      JSON.stringify(c),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code === 0) {
-    rows.push(row(c, JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!)));
-  } else {
-    const err = new TextDecoder().decode(out.stderr);
-    rows.push(
-      row(
-        c,
-        /memory access out of bounds|Out of memory/i.test(err)
-          ? "wasm heap exhausted (32-bit memory)"
-          : `exit ${out.code}`,
-      ),
-    );
+  const rows: string[] = [];
+  for (const c of cases) {
+    console.error(`student step: ${c.backend} ${c.size} (${c.B} x ${c.t0})`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        import.meta.filename!,
+        "--steps",
+        values.steps!,
+        "--one",
+        JSON.stringify(c),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code === 0) {
+      rows.push(
+        row(c, JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!)),
+      );
+    } else {
+      const err = new TextDecoder().decode(out.stderr);
+      rows.push(
+        row(
+          c,
+          /memory access out of bounds|Out of memory/i.test(err)
+            ? "wasm heap exhausted (32-bit memory)"
+            : `exit ${out.code}`,
+        ),
+      );
+    }
   }
+  console.log(
+    "| backend | size | B x T x D | first step s | step s | snippets/s | GFLOP/step | GFLOP/s |",
+  );
+  console.log("|---|---|---|---:|---:|---:|---:|---:|");
+  for (const r of rows) console.log(r);
 }
-console.log(
-  "| backend | size | B x T x D | first step s | step s | snippets/s | GFLOP/step | GFLOP/s |",
-);
-console.log("|---|---|---|---:|---:|---:|---:|---:|");
-for (const r of rows) console.log(r);

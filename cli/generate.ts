@@ -16,7 +16,13 @@ import {
   parseFlags,
   Progress,
 } from "../lib/cli_util.ts";
-import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
+import {
+  applyBlasFlags,
+  type BackendName,
+  BLAS_FLAGS,
+  describeBackend,
+  initBackend,
+} from "../lib/backend.ts";
 import {
   evaluateDetections,
   groundTruthFromVideos,
@@ -64,6 +70,8 @@ flags:
   --no-cross-video    the CoLA baseline (no cross-video contrast)
   --tiou LIST         tIoU thresholds, e.g. 0.1:0.7:0.1 (default by dataset)
   --backend NAME      auto | webgpu | wasm | cpu (default auto)
+  --blas PATH|off     native BLAS for wasm matMuls (default FUSTAL_BLAS or libopenblas.so.0)
+  --threads N         BLAS threads (default: every core)
   --json              last stdout line: {"train": {"proposals", "mAP", "average"},
                       "test": {"mAP", "average"}, "seconds", "backend"}
   --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
@@ -91,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
     "no-cross-video": { type: "boolean" },
     tiou: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     json: { type: "boolean" },
     plugin: { type: "string", multiple: true },
     generator: { type: "string" },
@@ -136,6 +145,7 @@ export async function run(args: string[]): Promise<number> {
     logErr(`generate: using the CoLA layout under ${root}`);
   }
   const ds = await openDataset(root, { layout, strict: values.strict === true });
+  applyBlasFlags("generate", values);
   const info = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(info));
   logErr(

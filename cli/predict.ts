@@ -9,7 +9,13 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, checkOutputs, readBytes } from "../lib/io.ts";
 import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
-import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
+import {
+  applyBlasFlags,
+  type BackendName,
+  BLAS_FLAGS,
+  describeBackend,
+  initBackend,
+} from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import { decodeFeatureBytes } from "../datasets/features.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
@@ -32,7 +38,7 @@ import {
 export const usage =
   `predict --checkpoint CKPT (--root DIR [--layout NAME] [--split test|train|all] |
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
-        [--backend auto|webgpu|wasm|cpu] [--shard i/n | --shard-count N] [--json]
+        [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--shard i/n | --shard-count N] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
@@ -52,6 +58,7 @@ export async function run(args: string[]): Promise<number> {
     out: { type: "string" },
     weights: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     json: { type: "boolean", default: false },
     plugin: { type: "string", multiple: true },
     ...SHARD_FLAGS,
@@ -72,6 +79,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const json = values.json === true;
   const shard = shardFromFlags("predict", values);
+  applyBlasFlags("predict", values);
   const backend = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const { params, meta } = await loadStudent(ckpt, which);

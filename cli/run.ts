@@ -7,7 +7,7 @@ import * as path from "node:path";
 import process from "node:process";
 import { lockRunFolder } from "../lib/io.ts";
 import { setPluginCallTimeout } from "../registry.ts";
-import type { BackendName } from "../lib/backend.ts";
+import { applyBlasFlags, type BackendName, BLAS_FLAGS, BLAS_USAGE } from "../lib/backend.ts";
 import {
   isInteractive,
   keyValueOptions,
@@ -43,6 +43,7 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
   --preset NAME         default (fits a CPU) | reference (the published method, reduced size) |
                         paper (published hyper-parameters)
   --backend NAME        auto | webgpu | wasm | cpu (default auto)
+${BLAS_USAGE}
   --seed N              seed (default 0)
   --generator NAME --filter NAME --student NAME   plugins by name
   --plugin PATH_OR_URL  load a plugin module (repeatable)
@@ -76,6 +77,7 @@ export async function run(args: string[]): Promise<number> {
     resume: { type: "boolean", default: false },
     preset: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     seed: { type: "string" },
     generator: { type: "string" },
     filter: { type: "string" },
@@ -97,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
     cell: { type: "string" },
     json: { type: "boolean", default: false },
   });
+  applyBlasFlags("run", values);
   const json = Boolean(values.json);
   const preset = presetName(values.preset ?? "default", "run: --preset");
   const filterOptions = keyValueOptions(

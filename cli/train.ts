@@ -17,7 +17,13 @@ import {
   Progress,
   requireFlag,
 } from "../lib/cli_util.ts";
-import { type BackendName, describeBackend, initBackend } from "../lib/backend.ts";
+import {
+  applyBlasFlags,
+  type BackendName,
+  BLAS_FLAGS,
+  describeBackend,
+  initBackend,
+} from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import {
   evaluateDetections,
@@ -41,6 +47,7 @@ export const usage =
   `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|reference|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
+      [--blas PATH|off] [--threads N]
       [--option KEY=VALUE ...] [--json]
 train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
@@ -76,6 +83,7 @@ export async function run(args: string[]): Promise<number> {
     "no-ema": { type: "boolean" },
     seed: { type: "string" },
     backend: { type: "string" },
+    ...BLAS_FLAGS,
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },
@@ -130,6 +138,7 @@ export async function run(args: string[]): Promise<number> {
   const stuName = typeof v.student === "string" ? v.student : DEFAULT_PLUGINS.student;
   const builtin = stuName === DEFAULT_PLUGINS.student;
   const cfg = builtin ? configFromOptions(options) : undefined;
+  applyBlasFlags("train", v);
   const backend = await initBackend((v.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const { openDataset, packageRoots } = await import("../datasets.ts");

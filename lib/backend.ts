@@ -6,10 +6,26 @@
  * loads and keeps the fastest: on the 2-core CPU machines measured here tfjs-wasm (SIMD) beat
  * tfjs-webgpu on llvmpipe by ~5-10x, and tfjs-cpu is slowest. Every run reports its choice.
  *
+ * tfjs-wasm runs its matrix products on a native BLAS when one is found (`lib/blas.ts`:
+ * `--blas PATH`, `FUSTAL_BLAS`, or the usual OpenBLAS names; `--threads N`, default every
+ * core). Without a hardware GPU, `auto` then takes wasm+BLAS without timing the others
+ * (sgemm on every core is several times XNNPACK's one core). Without a library, plain wasm
+ * runs and the backend line says how to get one.
+ *
  * @module
  */
 import { loadWasmBackend, loadWebgpuBackend, tf } from "../deps.ts";
 import { InputError } from "./errors.ts";
+import {
+  BLAS_HINT,
+  type BlasInfo,
+  type BlasOptions,
+  blasTurnedOff,
+  installBlasKernels,
+  loadBlas,
+  setBlasEnabled,
+} from "./blas.ts";
+import { guardWasmHeap } from "./wasm_heap.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
 export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";
@@ -29,6 +45,36 @@ export interface BackendInfo {
   reason: string;
   /** ms per 256x256 matMul measured during `auto` selection, per backend tried. */
   timings?: Record<string, number>;
+  /** The native BLAS under tfjs-wasm's matMuls, or null (plain wasm, or another backend). */
+  blas?: BlasInfo | null;
+  /** Why no BLAS is used on wasm (how to get one), when none is. */
+  blasNote?: string;
+}
+
+let blasOptions: BlasOptions = {};
+/**
+ * Sets how the native BLAS is found before {@linkcode initBackend} (`--blas PATH` or `off`,
+ * `--threads N`). Unset fields fall back to `FUSTAL_BLAS` and the machine's core count.
+ */
+export function setBlasOptions(opts: BlasOptions): void {
+  blasOptions = { ...opts };
+}
+
+/** Loads BLAS (when found) and installs its kernels on the loaded wasm backend. */
+async function attachBlas(): Promise<{ blas: BlasInfo | null; blasNote?: string }> {
+  guardWasmHeap();
+  const off = blasTurnedOff(blasOptions.path);
+  const blas = await loadBlas(blasOptions);
+  if (!blas) {
+    setBlasEnabled(false);
+    return { blas: null, blasNote: off ? "BLAS off" : BLAS_HINT };
+  }
+  if (off) {
+    setBlasEnabled(false);
+    return { blas: null, blasNote: "BLAS off" };
+  }
+  installBlasKernels();
+  return { blas };
 }
 
 const BACKENDS = ["auto", "webgpu", "wasm", "cpu"] as const;
@@ -131,6 +177,7 @@ async function selectBackend(name: BackendName): Promise<BackendInfo> {
       throw new InputError(`--backend ${name}: backend could not be initialised`);
     }
     current = { backend: name, adapter: null, adapterIsSoftware: null, reason: "requested" };
+    if (name === "wasm") Object.assign(current, await attachBlas());
     return current;
   }
   const ad = await probeAdapter();
@@ -154,6 +201,21 @@ async function selectBackend(name: BackendName): Promise<BackendInfo> {
     };
     return current;
   }
+  let noBlas: string | undefined;
+  if (await tryLoad("wasm")) {
+    const b = await attachBlas();
+    noBlas = b.blasNote;
+    if (b.blas) {
+      current = {
+        backend: "wasm",
+        adapter,
+        adapterIsSoftware,
+        reason: (ad ? "software adapter, so " : "") + "native BLAS found",
+        ...b,
+      };
+      return current;
+    }
+  }
   const timings: Record<string, number> = {};
   const candidates: ("webgpu" | "wasm" | "cpu")[] = ad ? ["wasm", "webgpu", "cpu"] : [
     "wasm",
@@ -175,15 +237,60 @@ async function selectBackend(name: BackendName): Promise<BackendInfo> {
       ranked.map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(", "),
     timings,
   };
+  if (best === "wasm") current.blasNote = noBlas ?? BLAS_HINT;
   return current;
 }
 
-/** One line for logs: `backend wasm (adapter: llvmpipe ..., software)`. */
+/** `wasm+BLAS` when tfjs-wasm runs its matMuls on a native BLAS, else the backend's name. */
+export function backendLabel(info: BackendInfo): string {
+  return info.backend === "wasm" && info.blas ? "wasm+BLAS" : info.backend;
+}
+
+/**
+ * One line for logs: `backend wasm+BLAS (OpenBLAS 0.3.21 ..., 2 threads, libopenblas.so.0;
+ * WebGPU not probed; requested)`.
+ */
 export function describeBackend(info: BackendInfo): string {
   const ad = info.adapter
     ? `adapter: ${info.adapter}${info.adapterIsSoftware ? ", software" : ", hardware"}`
     : info.backend === "webgpu" || info.reason !== "requested"
     ? "no WebGPU adapter"
     : "WebGPU not probed";
-  return `backend ${info.backend} (${ad}; ${info.reason})`;
+  const blas = info.blas
+    ? `${info.blas.config?.split(" ").slice(0, 2).join(" ") ?? "BLAS"}, ${info.blas.threads} ` +
+      `thread${info.blas.threads === 1 ? "" : "s"}, ${info.blas.library}; `
+    : "";
+  const note = info.blasNote ? `; ${info.blasNote}` : "";
+  return `backend ${backendLabel(info)} (${blas}${ad}; ${info.reason}${note})`;
+}
+
+/** Flags every command that computes accepts for the native BLAS (`node:util` parseArgs form). */
+export const BLAS_FLAGS = {
+  blas: { type: "string" },
+  threads: { type: "string" },
+} as const;
+
+/** Usage lines of {@linkcode BLAS_FLAGS}. */
+export const BLAS_USAGE =
+  `  --blas PATH|off       native BLAS library for wasm matMuls (default: FUSTAL_BLAS, then
+                        libopenblas.so.0 and other usual names; off: plain wasm)
+  --threads N           BLAS threads (default: every core)`;
+
+/**
+ * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}. A bad
+ * `--threads` is an {@linkcode InputError} naming the command.
+ */
+export function applyBlasFlags(command: string, values: Record<string, unknown>): void {
+  const opts: BlasOptions = {};
+  if (typeof values.blas === "string" && values.blas !== "") opts.path = values.blas;
+  if (values.threads !== undefined) {
+    const n = Number(values.threads);
+    if (typeof values.threads !== "string" || !Number.isInteger(n) || n < 1) {
+      throw new InputError(
+        `${command}: --threads must be a positive integer, got "${values.threads}"`,
+      );
+    }
+    opts.threads = n;
+  }
+  setBlasOptions(opts);
 }

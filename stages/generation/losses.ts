@@ -47,6 +47,28 @@ export function milLoss(
 }
 
 /**
+ * log Σ exp over the last axis with its gradient written as softmax · dy. tfjs's own
+ * `logSumExp` differentiates through `max`, whose gradient is a broadcast `equal` that
+ * tfjs-wasm runs slowly (measured: the costliest kernel of a default-size generator step).
+ */
+export const logSumExpLast: (x: tf.Tensor) => tf.Tensor = tf.customGrad(
+  // deno-lint-ignore no-explicit-any
+  ((x: tf.Tensor, save: any) => {
+    const lse = tf.logSumExp(x, -1);
+    save([x, lse]);
+    return {
+      value: lse,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sx, sl] = saved;
+          return [tf.mul(tf.exp(tf.sub(sx, tf.expandDims(sl, -1))), tf.expandDims(dy, -1))];
+        }),
+    };
+    // deno-lint-ignore no-explicit-any
+  }) as any,
+) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
  * Reference NCE over rows (`CrossVideoLoss.NCE`; CoLA's `SniCoLoss`): L2-normalise query q [R, D],
  * positive k [R, D] and negatives n [R, K, D]; logits = [q·k, q·n_1 … q·n_K]/τ; mean over rows of
  * −log softmax[0].
@@ -142,7 +164,7 @@ export function contrastRowLosses(
   const eb = tf.slice(stacked, [0, 1, 0], [B, 1, T]), ea = tf.slice(stacked, [0, 0, 0], [B, 1, T]);
   const negMask = tf.reshape(tf.transpose(tf.concat([eb, ea], 1), [1, 0, 2]), [1, 2, B, T]);
   const neg = tf.add(snip, tf.mul(tf.sub(negMask, 1), 1e4));
-  const lse = tf.logSumExp(tf.concat([pos, neg], 3), 3); // [B, 2, B]
+  const lse = logSumExpLast(tf.concat([pos, neg], 3)); // [B, 2, B]
   return tf.sub(lse, tf.squeeze(pos, [3])) as tf.Tensor3D;
 }
 

@@ -15,6 +15,7 @@
  */
 import { tf } from "../../deps.ts";
 import type { Rng } from "../../lib/rng.ts";
+import { matMulT } from "../../lib/blas.ts";
 import {
   loadTensorFile,
   requireFormat,
@@ -74,21 +75,14 @@ export function disposeParams(p: GeneratorParams): void {
   for (const n of PARAM_NAMES) p[n].dispose();
 }
 
-function swapLast(t: tf.Tensor): tf.Tensor {
-  const r = t.rank;
-  const perm = Array.from({ length: r }, (_, i) => i);
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-  return tf.transpose(t, perm);
-}
-
 const mmFull = tf.customGrad(
   ((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
       value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-        tf.matMul(dy as tf.Tensor2D, swapLast(saved[1]) as tf.Tensor2D),
-        tf.matMul(swapLast(saved[0]) as tf.Tensor2D, dy as tf.Tensor2D),
+        matMulT(dy, saved[1], false, true),
+        matMulT(saved[0], dy, true, false),
       ],
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0],
@@ -96,7 +90,8 @@ const mmFull = tf.customGrad(
 
 /**
  * `a @ b` (rank 2 or batched rank 3) whose gradient is computed with explicit transposes and
- * plain matMuls.
+ * plain matMuls on plain wasm, and with sgemm's transpose flags when a native BLAS runs the
+ * matMuls (`lib/blas.ts`: `matMulT`).
  */
 export function matMulExplicit<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
   return mmFull(a, b) as T;
@@ -116,7 +111,9 @@ export function matMulData(
   const f = tf.customGrad(
     ((wv: tf.Tensor) => ({
       value: tf.matMul(cols, wv as tf.Tensor2D),
-      gradFunc: (dy: tf.Tensor) => [tf.matMul(colsT ?? tf.transpose(cols), dy as tf.Tensor2D)],
+      gradFunc: (dy: tf.Tensor) => [
+        colsT ? tf.matMul(colsT, dy as tf.Tensor2D) : matMulT(cols, dy, true, false),
+      ],
     })) as unknown as Parameters<typeof tf.customGrad>[0],
   );
   return f(w) as tf.Tensor2D;

@@ -12,6 +12,7 @@ import type { FeatureCache } from "../../datasets/feature_cache.ts";
 import type { VideoMeta } from "../../datasets/types.ts";
 import type { GeneratorConfig } from "./presets.ts";
 import { type Adam, forwardCols, type GeneratorParams, hostIm2col, im2col3 } from "./model.ts";
+import { blasActive } from "../../lib/blas.ts";
 import { mineCounts, mineSnippets, topKTimeMask } from "./mining.ts";
 import { contrastLoss, identicalLabelPairs, milLoss } from "./losses.ts";
 import { gatherRows, randomPerturbIndices } from "./sampling.ts";
@@ -75,10 +76,11 @@ export async function trainStep(
   // im2col on the host for wasm/cpu (cheaper than tfjs pad/concat/transpose there); on
   // WebGPU the features go up once and im2col runs on the device.
   const onDevice = tf.getBackend() === "webgpu";
-  const host = onDevice ? null : hostIm2col(batch.x, B, T, D);
+  // Under a native BLAS the weight gradient uses sgemm's transpose flag: no host transpose.
+  const host = onDevice ? null : hostIm2col(batch.x, B, T, D, !blasActive());
   const x = onDevice ? tf.tensor3d(batch.x, [B, T, D]) : null;
   const colsIn = host ? tf.tensor2d(host.cols, [B * T, 3 * D]) : null;
-  const colsTIn = host ? tf.tensor2d(host.colsT!, [3 * D, B * T]) : null;
+  const colsTIn = host?.colsT ? tf.tensor2d(host.colsT, [3 * D, B * T]) : null;
   const drop = tf.tensor2d(embDrop, [B * T, H]);
   const tgt = tf.tensor2d(target, [B, C]);
   // The mining masks need the CAS on the host in the middle of the forward pass. wasm/cpu read

@@ -21,6 +21,7 @@
 import * as path from "node:path";
 import { Rng } from "../../lib/rng.ts";
 import { InputError, LossWatch } from "../../lib/errors.ts";
+import { isHeapExhausted } from "../../lib/wasm_heap.ts";
 import { exists } from "../../lib/io.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { CurvePoint, ProgressSink } from "../../lib/plugin_types.ts";
@@ -179,7 +180,16 @@ async function trainIteration(run: Run): Promise<StepLosses> {
   const D = ctx.inputDim;
   const hb = await makeBatch(metas, run.cache, cfg.snippets, D, streams.sample);
   const batch = { ...hb, T: cfg.snippets, D };
-  return await trainStep(run.params, run.opt, batch, cfg, ctx.classes.length, streams.drop);
+  try {
+    return await trainStep(run.params, run.opt, batch, cfg, ctx.classes.length, streams.drop);
+  } catch (e) {
+    if (!isHeapExhausted(e)) throw e;
+    throw new InputError(
+      `generator: the wasm heap (4 GB) is exhausted by a batch of ${cfg.batch} x ` +
+        `${cfg.snippets} snippets x ${D}-d: lower --generator-option ` +
+        `batch=N or snippets=N`,
+    );
+  }
 }
 
 /** Appends one iteration's losses to the curves. */

@@ -61,6 +61,17 @@ export interface LossTargets {
    * synchronously (WebGPU); elsewhere they are computed inside the loss.
    */
   milMask?: Float32Array;
+  /**
+   * MIL k per item when this is a micro-batch of a larger batch (the k of the whole batch,
+   * {@linkcode milKs}); computed from `lens` otherwise.
+   */
+  milKs?: number[];
+  /**
+   * MIL normaliser: items with weak labels in the whole batch, when this is a micro-batch;
+   * counted here otherwise. With both overrides the micro-batch losses add up to the loss of
+   * the whole batch (gradient accumulation).
+   */
+  milRows?: number;
 }
 
 /** The loss terms as scalars (tracked by the caller's scope). */
@@ -173,7 +184,7 @@ export function milLoss(
   const t0 = layout.lengths[0];
   const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [b, t0, K]);
   const zd = tf.mul(z, tf.tensor3d(t.milKeep, [b, t0, K]));
-  const ks = milKs(t.lens, t0, cfg);
+  const ks = t.milKs ?? milKs(t.lens, t0, cfg);
   let pooled: tf.Tensor;
   if (ks.every((k) => k >= t0)) {
     pooled = tf.mean(zd, 1);
@@ -208,5 +219,8 @@ export function milLoss(
   const lq = tf.maximum(tf.log(q), -100);
   const l1q = tf.maximum(tf.log(tf.sub(1, q)), -100);
   const bce = tf.neg(tf.add(tf.mul(y, lq), tf.mul(tf.sub(1, y), l1q)));
-  return tf.div(tf.sum(tf.mul(bce, tf.tensor2d(rowW, [b, K]))), rows * K) as tf.Scalar;
+  return tf.div(
+    tf.sum(tf.mul(bce, tf.tensor2d(rowW, [b, K]))),
+    (t.milRows ?? rows) * K,
+  ) as tf.Scalar;
 }

@@ -10,10 +10,14 @@
  * @module
  */
 import { tf } from "../../deps.ts";
+import { matMulT } from "../../lib/blas.ts";
 
 type T = tf.Tensor;
 
-/** matMul whose gradient uses explicit transposes followed by plain matMuls (fast on wasm). */
+/**
+ * matMul whose gradient uses explicit transposes followed by plain matMuls on plain wasm
+ * (fast there), and sgemm's transpose flags under a native BLAS (`lib/blas.ts`).
+ */
 export const matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(
   // deno-lint-ignore no-explicit-any
   ((a: tf.Tensor2D, b: tf.Tensor2D, save: any) => {
@@ -22,7 +26,7 @@ export const matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.custom
       value: tf.matMul(a, b),
       gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
+        return [matMulT(dy, sb, false, true), matMulT(sa, dy, true, false)];
       },
     };
     // deno-lint-ignore no-explicit-any
@@ -35,64 +39,191 @@ export const detach: (x: T) => T = tf.customGrad(
   ((x: T) => ({ value: tf.clone(x), gradFunc: (dy: T) => tf.zerosLike(dy) })) as any,
 ) as unknown as (x: T) => T;
 
+// The convolutions, norms and GELU below are single tape nodes with hand-written gradients
+// (tf.customGrad): their forward intermediates (padded copies, k shifted slices, im2col
+// columns, normalised activations) are freed as soon as the output exists and recomputed in
+// the backward pass, and the backward temporaries are freed per op. Written as chains of tfjs
+// ops, every intermediate stayed alive until the end of the step: at 576 rows, width 128
+// they made most of the 564 MB peak (1,934 Identity, 1,003 Multiply, 1,048 Reshape, 252
+// PadV2 kernel calls per step; bench/BENCH.md).
+
+// deno-lint-ignore no-explicit-any
+type CustomFn = any;
+
+/** Shifted-slice sum that undoes an im2col gather: dx[t] = sum_j d_j[t - j + p], t < T. */
+function foldTaps(parts: T[], t: number, p: number): T {
+  const [b, , c] = parts[0].shape;
+  const k = parts.length;
+  let acc: T | null = null;
+  for (let j = 0; j < k; j++) {
+    // part j holds d cols[t', j] = d xp[t' + j]: place it at offset j of the padded axis
+    const placed = tf.pad(parts[j], [[0, 0], [j, k - 1 - j], [0, 0]]);
+    acc = acc ? tf.add(acc, placed) : placed;
+  }
+  return tf.slice(acc!, [0, p, 0], [b, t, c]);
+}
+
+function im2col(x: T, k: number): T {
+  const [b, t, cin] = x.shape;
+  if (k === 1) return tf.reshape(x, [b * t, cin]);
+  const p = (k - 1) / 2;
+  const xp = tf.pad(x, [[0, 0], [p, p], [0, 0]]);
+  const taps: T[] = [];
+  for (let j = 0; j < k; j++) taps.push(tf.slice(xp, [0, j, 0], [b, t, cin]));
+  return tf.reshape(tf.concat(taps, 2), [b * t, k * cin]);
+}
+
+const conv1dCore = tf.customGrad(
+  ((x: T, w: T, save: CustomFn) => {
+    const [b, t, cin] = x.shape;
+    const k = w.shape[0] / cin, cout = w.shape[1] as number;
+    save([x, w]);
+    const value = tf.tidy(() =>
+      tf.reshape(tf.matMul(im2col(x, k) as tf.Tensor2D, w as tf.Tensor2D), [b, t, cout])
+    );
+    return {
+      value,
+      gradFunc: (dy: T, saved: T[]) =>
+        tf.tidy(() => {
+          const [sx, sw] = saved;
+          const dy2 = tf.reshape(dy, [b * t, cout]);
+          // weight gradient from recomputed columns (cheaper than keeping k copies of x)
+          const dw = matMulT(im2col(sx, k), dy2, true, false);
+          if (k === 1) return [tf.reshape(matMulT<T>(dy2, sw, false, true), [b, t, cin]), dw];
+          // input gradient per tap from that tap's rows of w (a contiguous row slice): no
+          // channel-axis split of the [B·T, k·Cin] columns gradient (slow on wasm, measured)
+          const parts = Array.from({ length: k }, (_, j) =>
+            tf.reshape(
+              matMulT<T>(dy2, tf.slice(sw, [j * cin, 0], [cin, cout]), false, true),
+              [b, t, cin],
+            ));
+          return [foldTaps(parts, t, (k - 1) / 2), dw];
+        }),
+    };
+  }) as CustomFn,
+) as unknown as (x: T, w: T) => T;
+
 /**
  * 1-D convolution, "same" zero padding, stride 1: x [B,T,Cin], w [k*Cin, Cout] (rows ordered
- * tap-major: rows j*Cin..(j+1)*Cin-1 multiply x[t - (k-1)/2 + j]).
+ * tap-major: rows j*Cin..(j+1)*Cin-1 multiply x[t - (k-1)/2 + j]). im2col + one matMul, as a
+ * single op with its own gradient (columns recomputed in the backward pass).
  */
 export function conv1d(x: T, w: T, bias?: T): T {
-  const [b, t, cin] = x.shape;
-  const k = w.shape[0] / cin;
-  let cols: T;
-  if (k === 1) {
-    cols = x;
-  } else {
-    const p = (k - 1) / 2;
-    const xp = tf.pad(x, [[0, 0], [p, p], [0, 0]]);
-    const taps: T[] = [];
-    for (let j = 0; j < k; j++) taps.push(tf.slice(xp, [0, j, 0], [b, t, cin]));
-    cols = tf.concat(taps, 2);
-  }
-  let y: T = matMul(tf.reshape(cols, [b * t, k * cin]) as tf.Tensor2D, w as tf.Tensor2D);
-  if (bias) y = tf.add(y, bias);
-  return tf.reshape(y, [b, t, w.shape[1] as number]);
+  const y = conv1dCore(x, w);
+  return bias ? tf.add(y, bias) : y;
 }
+
+const depthwiseCore = tf.customGrad(
+  ((x: T, w: T, save: CustomFn) => {
+    const [b, t, c] = x.shape;
+    const k = w.shape[0];
+    const p = (k - 1) / 2;
+    save([x, w]);
+    const taps = (xx: T) => {
+      const xp = p > 0 ? tf.pad(xx, [[0, 0], [p, p], [0, 0]]) : xx;
+      return Array.from({ length: k }, (_, j) => tf.slice(xp, [0, j, 0], [b, t, c]));
+    };
+    const value = tf.tidy(() => {
+      const wj = tf.split(w, k, 0);
+      let y: T | null = null;
+      taps(x).forEach((s, j) => {
+        const m = tf.mul(s, wj[j]);
+        y = y ? tf.add(y, m) : m;
+      });
+      return y!;
+    });
+    return {
+      value,
+      gradFunc: (dy: T, saved: T[]) =>
+        tf.tidy(() => {
+          const [sx, sw] = saved;
+          const wj = tf.split(sw, k, 0);
+          const dw = tf.concat(taps(sx).map((s) => tf.sum(tf.mul(dy, s), [0, 1], false)), 0);
+          const dx = foldTaps(wj.map((wr) => tf.mul(dy, wr)), t, p);
+          return [dx, tf.reshape(dw, [k, c])];
+        }),
+    };
+  }) as CustomFn,
+) as unknown as (x: T, w: T) => T;
 
 /**
  * Depthwise 1-D conv, "same" zero padding: x [B,T,C], w [k, C] (tap j reads x[t-(k-1)/2+j]),
- * written as a sum of shifted slices (wasm has no depthwise-conv gradient).
+ * a sum of shifted slices (wasm has no depthwise-conv gradient) as one op with its own
+ * gradient.
  */
 export function depthwiseConv1d(x: T, w: T, bias?: T): T {
-  const [b, t, c] = x.shape;
-  const k = w.shape[0];
-  const p = (k - 1) / 2;
-  const xp = p > 0 ? tf.pad(x, [[0, 0], [p, p], [0, 0]]) : x;
-  let y: T | null = null;
-  for (let j = 0; j < k; j++) {
-    const tap = tf.mul(tf.slice(xp, [0, j, 0], [b, t, c]), tf.slice(w, [j, 0], [1, c]));
-    y = y ? tf.add(y, tap) : tap;
-  }
-  return bias ? tf.add(y!, bias) : y!;
+  const y = depthwiseCore(x, w);
+  return bias ? tf.add(y, bias) : y;
+}
+
+/**
+ * Normalisation over `axes` of `xs` (a view of x) with affine g, b on the last axis of x, as
+ * one op: forward (x - mean) * rsqrt(var + eps) * g + b, backward the closed form
+ * dx = r * (dxh - mean(dxh) - xh * mean(dxh * xh)) with dxh = dy * g.
+ */
+function normOp(view: number[], axes: number[], eps: number) {
+  return tf.customGrad(
+    ((x: T, g: T, b: T, save: CustomFn) => {
+      save([x, g]);
+      const stats = (xx: T) => {
+        const xv = tf.reshape(xx, view);
+        const { mean, variance } = tf.moments(xv, axes, true);
+        const r = tf.rsqrt(tf.add(variance, eps));
+        return { xh: tf.reshape(tf.mul(tf.sub(xv, mean), r), xx.shape), r };
+      };
+      const value = tf.tidy(() => tf.add(tf.mul(stats(x).xh, g), b));
+      return {
+        value,
+        gradFunc: (dy: T, saved: T[]) =>
+          tf.tidy(() => {
+            const [sx, sg] = saved;
+            const { xh, r } = stats(sx);
+            const lead = sx.shape.map((_, i) => i).slice(0, -1);
+            const dg = tf.sum(tf.mul(dy, xh), lead);
+            const db = tf.sum(dy, lead);
+            const dxh = tf.reshape(tf.mul(dy, sg), view);
+            const xhv = tf.reshape(xh, view);
+            const m1 = tf.mean(dxh, axes, true);
+            const m2 = tf.mean(tf.mul(dxh, xhv), axes, true);
+            const dx = tf.mul(r, tf.sub(tf.sub(dxh, m1), tf.mul(xhv, m2)));
+            return [tf.reshape(dx, sx.shape), dg, db];
+          }),
+      };
+    }) as CustomFn,
+  ) as unknown as (x: T, g: T, b: T) => T;
 }
 
 /** Channel LayerNorm (per time step, biased variance, eps 1e-5) with affine g, b [C]. */
 export function layerNorm(x: T, g: T, b: T, eps = 1e-5): T {
-  const { mean, variance } = tf.moments(x, -1, true);
-  const xn = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-  return tf.add(tf.mul(xn, g), b);
+  return normOp(x.shape, [x.rank - 1], eps)(x, g, b);
 }
 
 /** GroupNorm over (channels of a group x all time steps), eps 1e-5, affine g, b [C]. */
 export function groupNorm(x: T, groups: number, g: T, b: T, eps = 1e-5): T {
   const [bs, t, c] = x.shape;
-  const xg = tf.reshape(x, [bs, t, groups, c / groups]);
-  const { mean, variance } = tf.moments(xg, [1, 3], true);
-  const xn = tf.reshape(tf.mul(tf.sub(xg, mean), tf.rsqrt(tf.add(variance, eps))), [bs, t, c]);
-  return tf.add(tf.mul(xn, g), b);
+  return normOp([bs, t, groups, c / groups], [1, 3], eps)(x, g, b);
 }
 
-/** Exact (erf) GELU. */
+const geluOp = tf.customGrad(
+  ((x: T, save: CustomFn) => {
+    save([x]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1))),
+      gradFunc: (dy: T, saved: T[]) =>
+        tf.tidy(() => {
+          const sx = saved[0];
+          // d/dx x Phi(x) = Phi(x) + x phi(x)
+          const cdf = tf.mul(tf.add(tf.erf(tf.mul(sx, Math.SQRT1_2)), 1), 0.5);
+          const pdf = tf.mul(tf.exp(tf.mul(tf.square(sx), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+          return [tf.mul(dy, tf.add(cdf, tf.mul(sx, pdf)))];
+        }),
+    };
+  }) as CustomFn,
+) as unknown as (x: T) => T;
+
+/** Exact (erf) GELU, one op with its own gradient. */
 export function gelu(x: T): T {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  return geluOp(x);
 }
 
 /**

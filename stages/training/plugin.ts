@@ -38,6 +38,11 @@ export function configFromOptions(options: Record<string, unknown>): StudentConf
       throw new InputError(`student: option "${k}" must be a positive integer, got ${cfg[k]}`);
     }
   }
+  if (!Number.isInteger(cfg.microBatch) || cfg.microBatch < 0) {
+    throw new InputError(
+      `student: option "microBatch" must be an integer >= 0 (0 = whole batch), got ${cfg.microBatch}`,
+    );
+  }
   if (!(cfg.emaDecay >= 0 && cfg.emaDecay < 1)) {
     throw new InputError(`student: emaDecay must be in [0, 1), got ${cfg.emaDecay}`);
   }

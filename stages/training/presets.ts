@@ -96,6 +96,12 @@ export interface StudentConfig {
   warmupEpochs: number;
   /** Batch size (paper 8). */
   batch: number;
+  /**
+   * Gradient accumulation: items per forward/backward pass (0 = the whole batch). The
+   * gradients of the micro-batches are summed before the update, which equals the whole
+   * batch's gradient up to float32 rounding; memory then scales with this, not `batch`.
+   */
+  microBatch: number;
   /** Training epochs (paper 100: epochs 0..99 in our 0-based count). */
   epochs: number;
   /** EMA on/off (ablation). */
@@ -181,6 +187,7 @@ export const PAPER: Readonly<StudentConfig> = {
   clipNorm: 1.0,
   warmupEpochs: 1,
   batch: 8,
+  microBatch: 0,
   // The reference trains epochs 0..100 and learns from the teacher from epoch 61 (`train_one_epoch`):
   // 61 + 40 = 101 epochs.
   epochs: 101,

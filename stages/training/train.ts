@@ -19,6 +19,7 @@
 import * as path from "node:path";
 import { type Tensor, tf } from "../../deps.ts";
 import { DivergenceError, InputError, LossWatch } from "../../lib/errors.ts";
+import { isHeapExhausted } from "../../lib/wasm_heap.ts";
 import { atomicWriteJson, exists, readJson } from "../../lib/io.ts";
 import { Rng } from "../../lib/rng.ts";
 import type { CurvePoint, ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
@@ -374,7 +375,6 @@ async function runTraining(
   const warm = Math.round(cfg.warmupEpochs * itersPerEpoch);
   const t0 = cfg.maxSeqLen;
   const layout = makeLayout(t0, cfg);
-  const varList = s.specs.map((p) => s.vars[p.name]);
   const decay = new Map(s.specs.map((p) => [p.name, p.decay]));
   const evalBefore = opts.evalBeforeSwitch ?? cfg.ema;
   const beforeFile = opts.outDir ? path.join(opts.outDir, BEFORE_SWITCH_FILE) : null;
@@ -414,7 +414,7 @@ async function runTraining(
    * this run, is divergence. Checked before anything is computed from them or saved.
    */
   const weightSize = async () => {
-    const all = [...varList, ...(s.ema ? Object.values(s.ema) : [])];
+    const all = [...s.specs.map((p) => s.vars[p.name]), ...(s.ema ? Object.values(s.ema) : [])];
     const t = tf.tidy(() => tf.addN(all.map((v) => tf.sum(tf.abs(v)))));
     const total = (await t.data())[0];
     t.dispose();
@@ -556,24 +556,28 @@ async function runTraining(
         milMask = milTopkMask((await zd.data()) as Float32Array, bsz, t0, K, ks);
         zd.dispose();
       }
-      let parts: tf.Scalar[] = [];
-      const { value, grads } = tf.variableGrads(() => {
-        const out = forward(s.vars, cfg, { x, lens, t0, dim: D, dropPath }, true);
-        const terms = studentLosses(out, layout, {
+      let step: StepGrads;
+      try {
+        step = accumulatedGrads(s.vars, cfg, layout, D, K, {
+          x,
+          lens,
+          dropPath,
+          milKeep,
           cls: clsT,
           reg: regT,
-          norm: s.lossNorm,
           weak,
-          milKeep,
-          lens,
+          norm: s.lossNorm,
           milMask,
-        }, cfg);
-        parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
-        return terms.total;
-      }, varList);
-      const lossVal = (await value.data())[0];
-      const partVals = await Promise.all(parts.map(async (p) => (await p.data())[0]));
-      tf.dispose([value, ...parts]);
+        });
+      } catch (e) {
+        throw heapExhaustedError(e, cfg, D) ?? e;
+      }
+      const grads = step.grads;
+      const lossVal = (await step.total.data())[0];
+      const partVals = await Promise.all(
+        [step.cls, step.reg, step.mil].map(async (p) => (await p.data())[0]),
+      );
+      tf.dispose([step.total, step.cls, step.reg, step.mil]);
       // Before any checkpoint of this step is written: the last one on disk stays good.
       watch.check(s.step, lossVal);
       const lr = learningRate(s.step, cfg.lr, warm);
@@ -675,6 +679,141 @@ async function runTraining(
     if (opts.evalRaw && s.ema) result.testRaw = await detectSplit(dataset, s.vars, cfg);
   }
   return result;
+}
+
+/** One training batch on the host (level-0 rows `t0` per item), as the loss needs it. */
+export interface StepBatch {
+  /** [B * t0 * D] features. */
+  x: Float32Array;
+  /** Valid rows per item. */
+  lens: number[];
+  /** Drop-path keep factors per branch level: two [B] arrays. */
+  dropPath: [Float32Array, Float32Array][];
+  /** MIL dropout keep factors [B * t0 * K]. */
+  milKeep: Float32Array;
+  /** Class targets [B * L * K]. */
+  cls: Float32Array;
+  /** Regression targets [B * L * 2]. */
+  reg: Float32Array;
+  /** Weak labels [B * K]. */
+  weak: Float32Array;
+  /** Loss normaliser of this step. */
+  norm: number;
+  /** Precomputed MIL top-k mask [B * t0 * K] (WebGPU). */
+  milMask?: Float32Array;
+}
+
+/** Loss terms of a whole batch and the gradients keyed by variable name. */
+export interface StepGrads {
+  /** Total loss. */
+  total: tf.Scalar;
+  /** Classification term. */
+  cls: tf.Scalar;
+  /** Regression term. */
+  reg: tf.Scalar;
+  /** MIL term (unweighted). */
+  mil: tf.Scalar;
+  /** d total / d variable, keyed by the variables' names (as `tf.variableGrads`). */
+  grads: tf.NamedTensorMap;
+}
+
+/**
+ * Loss and gradients of a batch, accumulated over micro-batches of `cfg.microBatch` items
+ * (0: one pass). Every term of the loss is a sum over items divided by a batch-level
+ * normaliser (the running positive count, the MIL item count) and the MIL k is a batch
+ * quantity, so each micro-batch uses the whole batch's normalisers and k and the sums of the
+ * micro-batch gradients equal the whole-batch gradient up to float32 rounding. Only one
+ * micro-batch's activations are alive at a time.
+ */
+export function accumulatedGrads(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: ReturnType<typeof makeLayout>,
+  D: number,
+  K: number,
+  b: StepBatch,
+): StepGrads {
+  const B = b.lens.length;
+  const t0 = layout.lengths[0];
+  const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, B) : B;
+  const ks = milKs(b.lens, t0, cfg);
+  let milRows = 0;
+  for (let i = 0; i < B; i++) {
+    for (let c = 0; c < K; c++) {
+      if (b.weak[i * K + c] !== 0) {
+        milRows++;
+        break;
+      }
+    }
+  }
+  const varList = Object.values(vars);
+  let acc: tf.NamedTensorMap | null = null;
+  let sums: tf.Scalar[] = [];
+  for (let s0 = 0; s0 < B; s0 += mb) {
+    const s1 = Math.min(B, s0 + mb);
+    const sub = (a: Float32Array, per: number) =>
+      s0 === 0 && s1 === B ? a : a.subarray(s0 * per, s1 * per);
+    const lens = b.lens.slice(s0, s1);
+    let parts: tf.Scalar[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = forward(vars, cfg, {
+        x: sub(b.x, t0 * D),
+        lens,
+        t0,
+        dim: D,
+        dropPath: b.dropPath.map(([p, q]) => [p.subarray(s0, s1), q.subarray(s0, s1)]),
+      }, true);
+      const terms = studentLosses(out, layout, {
+        cls: sub(b.cls, layout.total * K),
+        reg: sub(b.reg, layout.total * 2),
+        norm: b.norm,
+        weak: sub(b.weak, K),
+        milKeep: sub(b.milKeep, t0 * K),
+        lens,
+        milMask: b.milMask ? sub(b.milMask, t0 * K) : undefined,
+        milKs: ks.slice(s0, s1),
+        milRows,
+      }, cfg);
+      parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
+      return terms.total;
+    }, varList);
+    const now = [value, ...parts];
+    if (!acc) {
+      acc = grads;
+      sums = now;
+    } else {
+      // a variable a micro-batch does not reach (e.g. a dropped path) has no gradient there
+      for (const k of new Set([...Object.keys(acc), ...Object.keys(grads)])) {
+        const a = acc[k], g = grads[k];
+        if (!a || !g) {
+          if (g) acc[k] = g;
+          continue;
+        }
+        acc[k] = tf.add(a, g);
+        tf.dispose([a, g]);
+      }
+      sums = sums.map((t, i) => {
+        const r = tf.add(t, now[i]) as tf.Scalar;
+        tf.dispose([t, now[i]]);
+        return r;
+      });
+    }
+  }
+  return { total: sums[0], cls: sums[1], reg: sums[2], mil: sums[3], grads: acc! };
+}
+
+/**
+ * The one-line error for an exhausted wasm heap (tfjs-wasm has 32-bit memory: at most 4 GB),
+ * naming the settings to lower; null when `e` is something else.
+ */
+export function heapExhaustedError(e: unknown, cfg: StudentConfig, D: number): InputError | null {
+  if (!isHeapExhausted(e)) return null;
+  const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, cfg.batch) : cfg.batch;
+  return new InputError(
+    `student: the wasm heap (4 GB) is exhausted by ${mb} item(s) x ${cfg.maxSeqLen} rows x ` +
+      `width ${cfg.dim} (${D}-d input) per pass: lower the micro-batch ` +
+      `(--student-option microBatch=${Math.max(1, Math.floor(mb / 2))}), or maxSeqLen / dim`,
+  );
 }
 
 async function applyAdamW(

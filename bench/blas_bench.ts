@@ -1,0 +1,166 @@
+/**
+ * tfjs-wasm with and without the native BLAS (`lib/blas.ts`), in one run so that the ratios
+ * compare like with like on a shared machine.
+ *
+ * ```sh
+ * deno run -A bench/blas_bench.ts [--cases gen-default,gen-paper,student-default,sgemm]
+ *   [--steps 3] [--threads N]
+ * ```
+ *
+ * Every case runs in its own child process (so each reports its own peak RSS, read from
+ * `/proc/self/status` VmHWM), once on plain wasm (`FUSTAL_BLAS=off`) and once on wasm+BLAS:
+ * - `gen-default`: generator training step (forward + backward + Adam) at the default size,
+ *   16 x 256 x 128 (best of `--steps` after one warm-up step).
+ * - `gen-paper`: the same at the published size, 16 x 750 x 2048, one step (plus a second
+ *   BLAS step at one thread when the machine has more cores).
+ * - `student-default`: student step (forward + backward of the full loss), 8 x 256 x 128.
+ * - `sgemm`: one 2048^3 matMul (best of 3).
+ *
+ * GFLOP/s counts the matrix work analytically (generator: `stepFlops` of
+ * `bench/generation_bench.ts`; student: `flopsPerStep` of `bench/student_step_bench.ts`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { tf } from "../deps.ts";
+import { backendLabel, describeBackend, initBackend, setBlasOptions } from "../lib/backend.ts";
+import { Rng } from "../lib/rng.ts";
+import { generatorConfig } from "../stages/generation/presets.ts";
+import { trainStep } from "../stages/generation/step.ts";
+import { Adam, createParams, disposeParams } from "../stages/generation/model.ts";
+import { DEFAULT } from "../stages/training/presets.ts";
+import { stepFlops } from "./generation_bench.ts";
+import { flopsPerStep, stepTime } from "./student_step_bench.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    cases: { type: "string", default: "sgemm,gen-default,student-default,gen-paper" },
+    steps: { type: "string", default: "3" },
+    threads: { type: "string" },
+    one: { type: "string" },
+  },
+});
+
+/** Peak resident set of this process in MB (Linux), else the current RSS. */
+function peakRssMB(): number {
+  try {
+    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+interface Result {
+  backend: string;
+  seconds: number;
+  gflop: number;
+  peakMB: number;
+  threads: number | null;
+}
+
+async function genStep(paper: boolean, steps: number): Promise<{ s: number; gflop: number }> {
+  const cfg = generatorConfig(paper ? "paper" : "default");
+  const B = cfg.batch, T = cfg.snippets, D = paper ? 2048 : 128, H = D, C = 20;
+  const rng = new Rng(1);
+  const params = createParams(D, H, C, rng);
+  const opt = new Adam(cfg);
+  const x = new Float32Array(B * T * D);
+  for (let i = 0; i < x.length; i++) x[i] = Math.max(0, rng.normal() - 0.5);
+  const labels = Array.from({ length: B }, (_, i) => [i % 4]);
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t0 = performance.now();
+    await trainStep(params, opt, { x, B, T, D, labels }, cfg, C, rng);
+    times.push((performance.now() - t0) / 1000);
+  }
+  disposeParams(params);
+  const best = times.length > 1 ? Math.min(...times.slice(1)) : times[0];
+  return { s: best, gflop: stepFlops(B, T, D, H, C) / 1e9 };
+}
+
+function sgemm(): { s: number; gflop: number } {
+  const n = 2048;
+  const a = tf.randomUniform([n, n]);
+  let best = Infinity;
+  for (let i = 0; i < 4; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, a);
+    c.dataSync();
+    c.dispose();
+    if (i > 0) best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  a.dispose();
+  return { s: best, gflop: (2 * n ** 3) / 1e9 };
+}
+
+if (values.one) {
+  const c = JSON.parse(values.one) as { name: string; blas: boolean; threads?: number };
+  setBlasOptions({ path: c.blas ? undefined : "off", threads: c.threads });
+  const info = await initBackend("wasm");
+  console.error(describeBackend(info));
+  const steps = Number(values.steps);
+  let r: { s: number; gflop: number };
+  if (c.name === "gen-default") r = await genStep(false, steps + 1);
+  else if (c.name === "gen-paper") r = await genStep(true, 1);
+  else if (c.name === "student-default") {
+    const t = await stepTime("wasm", DEFAULT, 128, DEFAULT.batch, DEFAULT.maxSeqLen, steps);
+    r = { s: t.step, gflop: flopsPerStep(DEFAULT, 128, DEFAULT.batch, DEFAULT.maxSeqLen) / 1e9 };
+  } else if (c.name === "sgemm") r = sgemm();
+  else throw new Error(`unknown case ${c.name}`);
+  const out: Result = {
+    backend: backendLabel(info),
+    seconds: r.s,
+    gflop: r.gflop,
+    peakMB: peakRssMB(),
+    threads: info.blas?.threads ?? null,
+  };
+  console.log(JSON.stringify(out));
+  Deno.exit(0);
+}
+
+const cores = navigator.hardwareConcurrency || 1;
+const threads = values.threads ? Number(values.threads) : undefined;
+console.log(
+  `| case | backend | threads | s / step | GFLOP / step | GFLOP/s | peak RSS MB | speed-up vs wasm |`,
+);
+console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+for (const name of values.cases!.split(",")) {
+  const runs: { blas: boolean; threads?: number }[] = [{ blas: false }, { blas: true, threads }];
+  if (name === "gen-paper" && cores > 1 && !threads) runs.push({ blas: true, threads: 1 });
+  let base: number | null = null;
+  for (const r of runs) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        import.meta.filename!,
+        "--steps",
+        values.steps!,
+        "--one",
+        JSON.stringify({ name, ...r }),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    if (out.code !== 0) {
+      console.log(
+        `| ${name} | ${r.blas ? "wasm+BLAS" : "wasm"} | | failed (exit ${out.code}) | | | | |`,
+      );
+      continue;
+    }
+    const j = JSON.parse(
+      new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!,
+    ) as Result;
+    if (!r.blas) base = j.seconds;
+    console.log(
+      `| ${name} | ${j.backend} | ${j.threads ?? 1} | ${j.seconds.toFixed(3)} | ${
+        j.gflop.toFixed(1)
+      } | ${(j.gflop / j.seconds).toFixed(1)} | ${Math.round(j.peakMB)} | ${
+        base ? (base / j.seconds).toFixed(2) + "x" : "-"
+      } |`,
+    );
+  }
+}

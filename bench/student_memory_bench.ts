@@ -1,0 +1,126 @@
+/**
+ * Memory of one student training step: `tf.profile` around the forward + backward pass
+ * (`variableGrads` of the full loss), reporting the peak bytes, the kernel calls and the kernels
+ * that added the most bytes, plus the process's peak RSS.
+ *
+ * ```sh
+ * deno run -A bench/student_memory_bench.ts [--rows 576] [--batch 1] [--width 128] [--dim 256]
+ *   [--micro N] [--top 12] [--preset default|paper]
+ * ```
+ *
+ * `--micro N` accumulates the gradients over micro-batches of N items (`microBatch`), as the
+ * training loop does.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { tf } from "../deps.ts";
+import { describeBackend, initBackend } from "../lib/backend.ts";
+import { Rng } from "../lib/rng.ts";
+import { assignTargets } from "../stages/training/assign.ts";
+import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import { DEFAULT, PAPER, type StudentConfig } from "../stages/training/presets.ts";
+import { accumulatedGrads } from "../stages/training/train.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rows: { type: "string", default: "576" },
+    batch: { type: "string", default: "1" },
+    width: { type: "string", default: "128" },
+    dim: { type: "string", default: "256" },
+    micro: { type: "string", default: "0" },
+    top: { type: "string", default: "12" },
+    preset: { type: "string", default: "default" },
+    steps: { type: "string", default: "1" },
+  },
+});
+
+function peakRssMB(): number {
+  try {
+    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+const info = await initBackend("auto");
+console.error(describeBackend(info));
+const base = values.preset === "paper" ? PAPER : DEFAULT;
+const t0 = Number(values.rows), B = Number(values.batch), D = Number(values.dim);
+const width = Number(values.width);
+const cfg: StudentConfig = {
+  ...base,
+  dim: width,
+  mlpDim: width === base.dim ? base.mlpDim : Math.round(width * 1.5),
+  maxSeqLen: t0,
+  batch: B,
+  microBatch: Number(values.micro),
+};
+const K = 20;
+const specs = paramSpecs(cfg, D, K);
+const vals = initValues(specs, new Rng(1));
+const vars = Object.fromEntries(
+  specs.map((p) => [p.name, tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true, p.name)]),
+);
+const rng = new Rng(2);
+const x = Float32Array.from({ length: B * t0 * D }, () => Math.max(0, rng.normal()));
+const lens = Array.from({ length: B }, () => t0);
+const layout = makeLayout(t0, cfg);
+const cls = new Float32Array(B * layout.total * K);
+const reg = new Float32Array(B * layout.total * 2);
+let numPos = 0;
+for (let b = 0; b < B; b++) {
+  const segs = [{ a: 10, b: 40, c: b % K }, { a: t0 / 2, b: t0 / 2 + 60, c: (b + 3) % K }];
+  const t = assignTargets(segs, layout, t0, K, cfg.regressionRanges, cfg.centerRadius);
+  cls.set(t.cls, b * layout.total * K);
+  reg.set(t.reg, b * layout.total * 2);
+  numPos += t.numPos;
+}
+const milKeep = Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3));
+const weak = new Float32Array(B * K).map((_, i) => (i % 7 === 0 ? 1 : 0));
+const dropPath = Array.from(
+  { length: cfg.levels - 1 },
+  () =>
+    [new Float32Array(B).fill(1 / 0.9), new Float32Array(B).fill(1 / 0.9)] as [
+      Float32Array,
+      Float32Array,
+    ],
+);
+const batch = { x, lens, dropPath, milKeep, cls, reg, weak, norm: Math.max(numPos, 1) };
+let seconds = 0;
+let prof: Awaited<ReturnType<typeof tf.profile>> | null = null;
+for (let s = 0; s < Number(values.steps); s++) {
+  const t = performance.now();
+  prof = await tf.profile(async () => {
+    const r = accumulatedGrads(vars, cfg, layout, D, K, batch);
+    for (const g of Object.values(r.grads)) await g.data();
+    tf.dispose([r.total, r.cls, r.reg, r.mil, ...Object.values(r.grads)]);
+  });
+  seconds = (performance.now() - t) / 1000;
+}
+const byName = new Map<string, { calls: number; bytes: number }>();
+for (const k of prof!.kernels) {
+  const e = byName.get(k.name) ?? { calls: 0, bytes: 0 };
+  e.calls++;
+  e.bytes += Math.max(0, k.bytesAdded);
+  byName.set(k.name, e);
+}
+const top = [...byName].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, Number(values.top));
+console.log(JSON.stringify({
+  backend: info.blas ? "wasm+BLAS" : info.backend,
+  rows: t0,
+  batch: B,
+  width,
+  dim: D,
+  micro: cfg.microBatch,
+  seconds,
+  kernelCalls: prof!.kernels.length,
+  peakMB: prof!.peakBytes / 1e6,
+  rssPeakMB: peakRssMB(),
+  top: Object.fromEntries(
+    top.map(([n, e]) => [n, `${e.calls} calls, ${(e.bytes / 1e6).toFixed(0)} MB`]),
+  ),
+}));
