@@ -15,7 +15,7 @@ import { type ParamGetter, type ParamSpec, specBuilder } from "./params.ts";
 import { type Head, type HeadInput, registerHead } from "./registry.ts";
 
 /** The classification prior bias -log((1 - 0.01) / 0.01) (`ClsHead` prior_prob 0.01). */
-export const PRIOR_BIAS = -Math.log((1 - 0.01) / 0.01);
+export const PRIOR_BIAS: number = -Math.log((1 - 0.01) / 0.01);
 
 /** Parameters of the Trident heads: `head.{cls,start,end,reg}.*` then `head.reg.scale`. */
 export function tridentHeadSpecs(cfg: StudentConfig, numClasses: number): ParamSpec[] {

@@ -9,12 +9,17 @@ import type { tf } from "../../../deps.ts";
 
 /** A parameter's shape, initialisation and whether AdamW decays it. */
 export interface ParamSpec {
+  /** Unique name, the key of the parameter record and of checkpoints (`stem.0.mlp1.w`). */
   name: string;
+  /** Tensor shape (conv weights are `[3 * Cin, Cout]`, tap-major rows). */
   shape: number[];
   /** `uniform`: U(+-1/sqrt(fanIn)); `normal`: N(0, std^2); `const`: filled with `value`. */
   init: "uniform" | "normal" | "const";
+  /** Fan-in of a `uniform` init. */
   fanIn?: number;
+  /** Standard deviation of a `normal` init (0: all zeros, no draw). */
   std?: number;
+  /** Fill value of a `const` init. */
   value?: number;
   /** Weight decay applies (convolution weights only, `make_optimizer` in `train_utils.py`). */
   decay: boolean;

@@ -130,8 +130,11 @@ export function registerHead(name: string, part: Head): void {
 
 /** The three parts a config names. */
 export interface ModelParts {
+  /** The backbone (`cfg.backbone`, default `sgp`). */
   backbone: Backbone;
+  /** The neck (`cfg.neck`, default `identity`). */
   neck: Neck;
+  /** The head (`cfg.head`, default `trident`). */
   head: Head;
 }
 
