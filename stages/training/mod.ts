@@ -20,5 +20,23 @@ export {
   trainStudent,
 } from "./train.ts";
 export { predictVideo } from "./infer.ts";
+export {
+  type Backbone,
+  type BackboneInput,
+  BACKBONES,
+  DEFAULT_PARTS as STUDENT_DEFAULT_PARTS,
+  type Head,
+  type HeadInput,
+  HEADS,
+  type ModelChoice as StudentModelChoice,
+  type Neck,
+  type NeckInput,
+  NECKS,
+  registerBackbone,
+  registerHead,
+  registerNeck,
+} from "./model/registry.ts";
+export type { ForwardBatch, ForwardOutput, Layout, ParamSpec } from "./model.ts";
+export type { ParamGetter } from "./model/params.ts";
 export type { Tensor } from "../../deps.ts";
 export { hardNms, type Scored, softNms } from "./nms.ts";
