@@ -39,6 +39,7 @@ export {
   evaluateFiles,
 } from "./stages/evaluation.ts";
 export * from "./plugins.ts";
+export type { PresetName } from "./lib/presets.ts";
 
 if (import.meta.main) {
   // Not a top-level await: when a plugin's promise can never settle, the CLI names it

@@ -35,7 +35,7 @@ export {
   type StudentPlugin,
   type StudentResult,
 } from "./lib/plugin_types.ts";
-export type { BackendInfo, BackendName } from "./lib/backend.ts";
+export type { BackendInfo, BackendName, BlasInfo } from "./lib/backend.ts";
 export {
   BUILTIN_SOURCE,
   DEFAULT_PLUGINS,

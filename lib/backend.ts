@@ -26,6 +26,7 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
+export type { BlasInfo, BlasOptions } from "./blas.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
 export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";

@@ -14,10 +14,10 @@
 import { InputError } from "./errors.ts";
 
 /** Every preset name, smallest first. */
-export const PRESET_NAMES = ["default", "reference", "paper"] as const;
+export const PRESET_NAMES: readonly PresetName[] = ["default", "reference", "paper"];
 
 /** A preset name. */
-export type PresetName = typeof PRESET_NAMES[number];
+export type PresetName = "default" | "reference" | "paper";
 
 /** `name` as a preset name, or an InputError naming `where` (a flag or option) and the choices. */
 export function presetName(name: unknown, where = "--preset"): PresetName {

@@ -22,7 +22,15 @@ import {
   writeDefaultDataset,
 } from "./pipeline.ts";
 
-export type { FuSTALConfig, FuSTALResult, MapFigures, QualityFigures } from "./pipeline.ts";
+export type {
+  FuSTALConfig,
+  FuSTALResult,
+  MapFigures,
+  QualityFigures,
+  ScoringSource,
+  SnapshotFigures,
+} from "./pipeline.ts";
+export type { PresetName } from "../lib/presets.ts";
 export type { BackendName } from "../lib/backend.ts";
 export type { ProgressSink } from "../lib/plugin_types.ts";
 

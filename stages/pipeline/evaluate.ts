@@ -136,6 +136,7 @@ export function resultRecord(p: ResultParts): FuSTALResult {
       adapter: p.backend.adapter,
       software: p.backend.adapterIsSoftware,
       reason: p.backend.reason,
+      blas: p.backend.blas ? `${p.backend.blas.library} (${p.backend.blas.threads} threads)` : null,
     },
     dataset: {
       generator: p.gen.root,

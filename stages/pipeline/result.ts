@@ -51,7 +51,14 @@ export interface FuSTALResult {
   /** Thresholds of every `mAP` list. */
   tiou: number[];
   /** Backend and adapter. */
-  backend: { name: string; adapter: string | null; software: boolean | null; reason: string };
+  backend: {
+    name: string;
+    adapter: string | null;
+    software: boolean | null;
+    reason: string;
+    /** The native BLAS under wasm's matMuls (library, threads), or null. */
+    blas?: string | null;
+  };
   /** Dataset facts. */
   dataset: {
     generator: string;

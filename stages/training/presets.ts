@@ -26,6 +26,12 @@ import type { PresetName } from "../../lib/presets.ts";
 
 /** Every knob of the student. Units: rows of the level-0 feature grid unless stated. */
 export interface StudentConfig {
+  /** Backbone by registered name (`sgp`: TriDet's SGP backbone; see `model/registry.ts`). */
+  backbone: string;
+  /** Neck by registered name (`identity`: one LayerNorm per level). */
+  neck: string;
+  /** Head by registered name (`trident`: TriDet's classification, Trident and offset heads). */
+  head: string;
   /** Embedding / FPN / head width C (paper 512). */
   dim: number;
   /** SGP MLP hidden width (paper 768). */
@@ -152,6 +158,9 @@ export interface StudentConfig {
 
 /** The published configuration (`configs/thumos_i3d.yaml`, THUMOS'14). */
 export const PAPER: Readonly<StudentConfig> = {
+  backbone: "sgp",
+  neck: "identity",
+  head: "trident",
   dim: 512,
   mlpDim: 768,
   levels: 6,
