@@ -179,7 +179,7 @@ Deno.test("cli run: --json last line, user filter plugin from a folder outside t
 Deno.test("cli run: bad flags and bad roots exit 2 with one line", async () => {
   for (
     const [args, re] of [
-      [["--preset", "huge"], /--preset must be default or paper/],
+      [["--preset", "huge"], /--preset: unknown preset "huge" \(use default, reference, paper\)/],
       [["--root", "/nonexistent/dir"], /nonexistent/],
       [["--filter", "nope", "--videos", "4", "--dim", "4"], /no filter plugin named "nope"/],
       [["--backend", "tpu"], /unknown backend "tpu"/],
