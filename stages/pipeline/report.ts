@@ -136,7 +136,7 @@ function buildReport(
     classes: gen.classes,
     curveAxes,
     facts: {
-      backend: `${r.backend.name} (${r.backend.adapter ?? "no WebGPU adapter"})`,
+      backend: `${backendName(r)} (${r.backend.adapter ?? "no WebGPU adapter"})`,
       dataset:
         `${r.dataset.layout}: ${r.dataset.train} train / ${r.dataset.test} test videos, ${r.dataset.classes} classes`,
       ...Object.fromEntries(Object.entries(r.seconds).map(([k, v]) => [`${k} (s)`, v.toFixed(1)])),
@@ -213,7 +213,12 @@ export function formatResultsTable(r: FuSTALResult): string {
       ]
       : []),
     `scored against: ${scoringLine(r)}`,
-    `backend: ${r.backend.name}${r.backend.adapter ? ` (adapter: ${r.backend.adapter})` : ""}`,
+    `backend: ${backendName(r)}${r.backend.adapter ? ` (adapter: ${r.backend.adapter})` : ""}`,
     `seconds: ${secs}`,
   ].join("\n");
+}
+
+/** The backend as the run used it: `wasm+BLAS (libopenblas.so.0 (2 threads))` under a BLAS. */
+function backendName(r: FuSTALResult): string {
+  return r.backend.blas ? `${r.backend.name}+BLAS (${r.backend.blas})` : r.backend.name;
 }
