@@ -9,12 +9,18 @@
  * Ties: candidates of a level are ordered by descending probability, equal values by their
  * position-major/class-minor index; the final merge is a stable sort by descending score.
  *
+ * The split-level helpers of the evaluation live here too: the detections of every video of a
+ * split ({@linkcode detectSplit}) and the ground truth they are scored against
+ * ({@linkcode groundTruthOf}).
+ *
  * @module
  */
 import { type Tensor, tf } from "../../deps.ts";
-import type { Detection } from "../../lib/types.ts";
-import type { FeatureGrid, VideoFeatures } from "../../datasets/types.ts";
+import type { ProgressSink } from "../../lib/plugin_types.ts";
+import type { Detection, GroundTruth } from "../../lib/types.ts";
+import type { Dataset, FeatureGrid, VideoFeatures } from "../../datasets/types.ts";
 import { gridToSeconds } from "../../datasets/time.ts";
+import { groundTruthFromVideos } from "../evaluation.ts";
 import { decodePoint } from "./decode.ts";
 import { forward, type Layout, makeLayout } from "./model.ts";
 import { hardNms, type Scored, softNms } from "./nms.ts";
@@ -216,4 +222,27 @@ export async function predictVideo(
     video.duration,
     classes,
   );
+}
+
+/** Runs the student on every video of `split` (default: test); returns detections in seconds. */
+export async function detectSplit(
+  dataset: Dataset,
+  params: Record<string, Tensor>,
+  cfg: StudentConfig,
+  split: "train" | "test" = "test",
+  progress?: ProgressSink,
+): Promise<Detection[]> {
+  const out: Detection[] = [];
+  let n = 0;
+  for await (const { meta, features } of dataset.videos(split)) {
+    for (const d of await predictVideo(params, cfg, features, meta, dataset.classes)) out.push(d);
+    progress?.update(++n);
+  }
+  progress?.done();
+  return out;
+}
+
+/** Ground truth of the videos of a split (for evaluation only; never used in training). */
+export function groundTruthOf(dataset: Dataset, split: "train" | "test"): GroundTruth {
+  return groundTruthFromVideos(dataset.list(split));
 }

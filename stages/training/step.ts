@@ -1,0 +1,310 @@
+/**
+ * One optimiser step of the student (FuSTAL `Student-Training/libs/utils/train_utils.py`,
+ * `train_one_epoch`, the body of its loop): the loss normaliser update, forward and backward
+ * (accumulated over micro-batches), the loss-divergence check, AdamW and the EMA update; and the
+ * guard that stops a run whose weights blow up.
+ *
+ * @module
+ */
+import { tf } from "../../deps.ts";
+import { DivergenceError, InputError, LossWatch } from "../../lib/errors.ts";
+import { isHeapExhausted } from "../../lib/wasm_heap.ts";
+import { milKs, milTopkMask, studentLosses } from "./losses.ts";
+import { forward, type Layout } from "./model.ts";
+import { applyAdamW, learningRate, updateEma } from "./optim.ts";
+import type { StudentConfig } from "./presets.ts";
+import type { TrainState } from "./state.ts";
+
+/** One training batch on the host (level-0 rows `t0` per item), as the loss needs it. */
+export interface StepBatch {
+  /** [B * t0 * D] features. */
+  x: Float32Array;
+  /** Valid rows per item. */
+  lens: number[];
+  /** Drop-path keep factors per branch level: two [B] arrays. */
+  dropPath: [Float32Array, Float32Array][];
+  /** MIL dropout keep factors [B * t0 * K]. */
+  milKeep: Float32Array;
+  /** Class targets [B * L * K]. */
+  cls: Float32Array;
+  /** Regression targets [B * L * 2]. */
+  reg: Float32Array;
+  /** Weak labels [B * K]. */
+  weak: Float32Array;
+  /** Loss normaliser of this step. */
+  norm: number;
+  /** Precomputed MIL top-k mask [B * t0 * K] (WebGPU). */
+  milMask?: Float32Array;
+}
+
+/**
+ * A batch as the host side builds it: a {@linkcode StepBatch} before the step adds its loss
+ * normaliser and MIL mask, with the number of positive points of its targets.
+ */
+export interface HostBatch extends Omit<StepBatch, "norm" | "milMask"> {
+  /** Positive (point, class) targets of the batch (feeds the loss normaliser). */
+  numPos: number;
+}
+
+/** Loss terms of a whole batch and the gradients keyed by variable name. */
+export interface StepGrads {
+  /** Total loss. */
+  total: tf.Scalar;
+  /** Classification term. */
+  cls: tf.Scalar;
+  /** Regression term. */
+  reg: tf.Scalar;
+  /** MIL term (unweighted). */
+  mil: tf.Scalar;
+  /** d total / d variable, keyed by the variables' names (as `tf.variableGrads`). */
+  grads: tf.NamedTensorMap;
+}
+
+/** The loss terms of one step, read back to the host. */
+export interface StepLosses {
+  /** Total loss. */
+  total: number;
+  /** Classification term. */
+  cls: number;
+  /** Regression term. */
+  reg: number;
+  /** MIL term (unweighted). */
+  mil: number;
+}
+
+/**
+ * Loss and gradients of a batch, accumulated over micro-batches of `cfg.microBatch` items
+ * (0: one pass). Every term of the loss is a sum over items divided by a batch-level
+ * normaliser (the running positive count, the MIL item count) and the MIL k is a batch
+ * quantity, so each micro-batch uses the whole batch's normalisers and k and the sums of the
+ * micro-batch gradients equal the whole-batch gradient up to float32 rounding. Only one
+ * micro-batch's activations are alive at a time.
+ */
+export function accumulatedGrads(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  K: number,
+  b: StepBatch,
+): StepGrads {
+  const B = b.lens.length;
+  const t0 = layout.lengths[0];
+  const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, B) : B;
+  const ks = milKs(b.lens, t0, cfg);
+  let milRows = 0;
+  for (let i = 0; i < B; i++) {
+    for (let c = 0; c < K; c++) {
+      if (b.weak[i * K + c] !== 0) {
+        milRows++;
+        break;
+      }
+    }
+  }
+  const varList = Object.values(vars);
+  let acc: tf.NamedTensorMap | null = null;
+  let sums: tf.Scalar[] = [];
+  for (let s0 = 0; s0 < B; s0 += mb) {
+    const s1 = Math.min(B, s0 + mb);
+    const sub = (a: Float32Array, per: number) =>
+      s0 === 0 && s1 === B ? a : a.subarray(s0 * per, s1 * per);
+    const lens = b.lens.slice(s0, s1);
+    let parts: tf.Scalar[] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = forward(vars, cfg, {
+        x: sub(b.x, t0 * D),
+        lens,
+        t0,
+        dim: D,
+        dropPath: b.dropPath.map(([p, q]) => [p.subarray(s0, s1), q.subarray(s0, s1)]),
+      }, true);
+      const terms = studentLosses(out, layout, {
+        cls: sub(b.cls, layout.total * K),
+        reg: sub(b.reg, layout.total * 2),
+        norm: b.norm,
+        weak: sub(b.weak, K),
+        milKeep: sub(b.milKeep, t0 * K),
+        lens,
+        milMask: b.milMask ? sub(b.milMask, t0 * K) : undefined,
+        milKs: ks.slice(s0, s1),
+        milRows,
+      }, cfg);
+      parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
+      return terms.total;
+    }, varList);
+    const now = [value, ...parts];
+    if (!acc) {
+      acc = grads;
+      sums = now;
+    } else {
+      // a variable a micro-batch does not reach (e.g. a dropped path) has no gradient there
+      for (const k of new Set([...Object.keys(acc), ...Object.keys(grads)])) {
+        const a = acc[k], g = grads[k];
+        if (!a || !g) {
+          if (g) acc[k] = g;
+          continue;
+        }
+        acc[k] = tf.add(a, g);
+        tf.dispose([a, g]);
+      }
+      sums = sums.map((t, i) => {
+        const r = tf.add(t, now[i]) as tf.Scalar;
+        tf.dispose([t, now[i]]);
+        return r;
+      });
+    }
+  }
+  return { total: sums[0], cls: sums[1], reg: sums[2], mil: sums[3], grads: acc! };
+}
+
+/**
+ * The one-line error for an exhausted wasm heap (tfjs-wasm has 32-bit memory: at most 4 GB),
+ * naming the settings to lower; null when `e` is something else.
+ */
+export function heapExhaustedError(e: unknown, cfg: StudentConfig, D: number): InputError | null {
+  if (!isHeapExhausted(e)) return null;
+  const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, cfg.batch) : cfg.batch;
+  return new InputError(
+    `student: the wasm heap (4 GB) is exhausted by ${mb} item(s) x ${cfg.maxSeqLen} rows x ` +
+      `width ${cfg.dim} (${D}-d input) per pass: lower the micro-batch ` +
+      `(--student-option microBatch=${Math.max(1, Math.floor(mb / 2))}), or maxSeqLen / dim`,
+  );
+}
+
+/**
+ * The MIL top-k mask of `b` computed ahead of the loss, on WebGPU only (it cannot read tensors
+ * synchronously inside the loss): one extra forward pass with the same inputs and dropouts
+ * gives the level-0 logits. Undefined elsewhere, or when no item's k cuts anything.
+ */
+async function webgpuMilMask(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  K: number,
+  b: HostBatch,
+): Promise<Float32Array | undefined> {
+  const t0 = layout.lengths[0];
+  const bsz = b.lens.length;
+  const ks = milKs(b.lens, t0, cfg);
+  if (tf.getBackend() !== "webgpu" || !(cfg.milWeight > 0) || !ks.some((k) => k < t0)) {
+    return undefined;
+  }
+  const zd = tf.tidy(() => {
+    const out = forward(
+      vars,
+      cfg,
+      { x: b.x, lens: b.lens, t0, dim: D, dropPath: b.dropPath },
+      true,
+    );
+    const z = tf.slice(out.cls, [0, layout.offsets[0], 0], [bsz, t0, K]);
+    return tf.mul(z, tf.tensor3d(b.milKeep, [bsz, t0, K]));
+  });
+  const mask = milTopkMask((await zd.data()) as Float32Array, bsz, t0, K, ks);
+  zd.dispose();
+  return mask;
+}
+
+/**
+ * Stops a run that diverges: a non-finite or exploding loss ({@linkcode LossWatch}), or weights
+ * (with their EMA) whose L1 size is non-finite or 1e6 times its size at the start of the run.
+ */
+export class DivergenceGuard {
+  /** The loss watch of the run. */
+  readonly watch: LossWatch = new LossWatch("student");
+  #startSize: number;
+
+  private constructor(startSize: number) {
+    this.#startSize = startSize;
+  }
+
+  /** A guard measuring the weights of `s` now as the start size. */
+  static async start(s: TrainState): Promise<DivergenceGuard> {
+    return new DivergenceGuard(await weightSize(s));
+  }
+
+  /** Throws a {@linkcode DivergenceError} when the weights of `s` have blown up. */
+  async checkWeights(s: TrainState): Promise<void> {
+    const total = await weightSize(s);
+    if (!Number.isFinite(total) || total > 1e6 * Math.max(1, this.#startSize)) {
+      throw new DivergenceError(
+        "student",
+        s.step,
+        this.watch.last,
+        `the weights grew from ${this.#startSize.toPrecision(3)} to ${total.toPrecision(3)} (L1)`,
+      );
+    }
+  }
+}
+
+/** The L1 size of the weights and the EMA copy of `s`. */
+async function weightSize(s: TrainState): Promise<number> {
+  const all = [...s.specs.map((p) => s.vars[p.name]), ...(s.ema ? Object.values(s.ema) : [])];
+  const t = tf.tidy(() => tf.addN(all.map((v) => tf.sum(tf.abs(v)))));
+  const total = (await t.data())[0];
+  t.dispose();
+  return total;
+}
+
+/** What every step of a run shares. */
+export interface StepContext {
+  /** The configuration in use. */
+  cfg: StudentConfig;
+  /** Layout of the training window (`cfg.maxSeqLen` rows). */
+  layout: Layout;
+  /** Input feature dimension. */
+  D: number;
+  /** Number of classes. */
+  K: number;
+  /** Which parameters take weight decay. */
+  decay: Map<string, boolean>;
+  /** Warm-up steps of the learning rate. */
+  warm: number;
+  /** The run's divergence guard (its loss watch sees every step's loss). */
+  guard: DivergenceGuard;
+}
+
+/**
+ * One optimiser step of `s` on batch `b`: updates the running loss normaliser, computes the
+ * loss and gradients, checks the loss (before any checkpoint of this step is written, so the
+ * last one on disk stays good), applies AdamW at the warm-up learning rate, moves the EMA copy
+ * and counts the step. Returns the loss terms.
+ */
+export async function optimiserStep(
+  s: TrainState,
+  ctx: StepContext,
+  b: HostBatch,
+): Promise<StepLosses> {
+  const { cfg, layout, D, K } = ctx;
+  s.lossNorm = cfg.lossNormMomentum * s.lossNorm +
+    (1 - cfg.lossNormMomentum) * Math.max(b.numPos, 1);
+  const milMask = await webgpuMilMask(s.vars, cfg, layout, D, K, b);
+  let step: StepGrads;
+  try {
+    step = accumulatedGrads(s.vars, cfg, layout, D, K, {
+      x: b.x,
+      lens: b.lens,
+      dropPath: b.dropPath,
+      milKeep: b.milKeep,
+      cls: b.cls,
+      reg: b.reg,
+      weak: b.weak,
+      norm: s.lossNorm,
+      milMask,
+    });
+  } catch (e) {
+    throw heapExhaustedError(e, cfg, D) ?? e;
+  }
+  const grads = step.grads;
+  const total = (await step.total.data())[0];
+  const [cls, reg, mil] = await Promise.all(
+    [step.cls, step.reg, step.mil].map(async (p) => (await p.data())[0]),
+  );
+  tf.dispose([step.total, step.cls, step.reg, step.mil]);
+  ctx.guard.watch.check(s.step, total);
+  await applyAdamW(s, grads, ctx.decay, cfg, learningRate(s.step, cfg.lr, ctx.warm));
+  tf.dispose(Object.values(grads));
+  updateEma(s, cfg.emaDecay);
+  s.step++;
+  return { total, cls, reg, mil };
+}
