@@ -3,29 +3,9 @@ import * as path from "node:path";
 import { classPalette, niceTicks, renderReport } from "../lib/report.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 import { VERSION } from "../lib/version.ts";
+import { THUMOS14_CLASSES } from "../datasets/common.ts";
 
-const THUMOS = [
-  "BaseballPitch",
-  "BasketballDunk",
-  "Billiards",
-  "CleanAndJerk",
-  "CliffDiving",
-  "CricketBowling",
-  "CricketShot",
-  "Diving",
-  "FrisbeeCatch",
-  "GolfSwing",
-  "HammerThrow",
-  "HighJump",
-  "JavelinThrow",
-  "LongJump",
-  "PoleVault",
-  "Shotput",
-  "SoccerPenalty",
-  "TennisSwing",
-  "ThrowDiscus",
-  "VolleyballSpiking",
-];
+const THUMOS = THUMOS14_CLASSES;
 
 function sampleReport(): string {
   return renderReport({
