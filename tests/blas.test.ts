@@ -300,10 +300,9 @@ Deno.test(
     const { toyDataset } = await import("./generation_fixtures.ts");
     const { trainGenerator } = await import("../stages/generation/train.ts");
     const { generatorConfig } = await import("../stages/generation/presets.ts");
-    const { tinyDataset, jitteredLabels } = await import("./training_fixtures.ts");
+    const { tinyDataset, jitteredLabels, TINY_STUDENT } = await import("./training_fixtures.ts");
     const { trainStudent, groundTruthOf } = await import("../stages/training/train.ts");
     const { evaluateDetections } = await import("../stages/evaluation.ts");
-    const { DEFAULT } = await import("../stages/training/presets.ts");
     const ds = toyDataset({ train: 32, test: 24 });
     const cfg = generatorConfig("default", {
       snippets: 64,
@@ -326,14 +325,7 @@ Deno.test(
 
     const tds = tinyDataset({ nTrain: 12, nTest: 4, rows: 64, dim: 8, k: 3, seed: 21 });
     const scfg = {
-      ...DEFAULT,
-      dim: 16,
-      mlpDim: 24,
-      levels: 3,
-      gnGroups: 4,
-      numBins: 4,
-      maxSeqLen: 64,
-      regressionRanges: [[0, 4], [4, 8], [8, 10000]] as [number, number][],
+      ...TINY_STUDENT,
       batch: 4,
       epochs: 6,
       ema: false,

@@ -12,6 +12,20 @@ import { THUMOS14_CLASSES } from "../datasets/common.ts";
 import { encodeNpy } from "../datasets/npy.ts";
 import { atomicWrite, atomicWriteJson } from "../lib/io.ts";
 import * as path from "node:path";
+import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
+
+/** A student small enough for unit tests: 16 wide, 3 levels, 64-row windows, batch 2. */
+export const TINY_STUDENT: Readonly<StudentConfig> = {
+  ...DEFAULT,
+  dim: 16,
+  mlpDim: 24,
+  levels: 3,
+  gnGroups: 4,
+  numBins: 4,
+  maxSeqLen: 64,
+  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+  batch: 2,
+};
 
 /** Builds a dataset of `nTrain` + `nTest` videos of `rows` rows, `dim` features, `k` classes. */
 export function tinyDataset(

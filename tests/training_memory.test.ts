@@ -10,19 +10,13 @@ import { assignTargets } from "../stages/training/assign.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
+import { TINY_STUDENT } from "./training_fixtures.ts";
 import { accumulatedGrads, heapExhaustedError, type StepBatch } from "../stages/training/train.ts";
 
 await initBackend("wasm");
 
 const TINY: StudentConfig = {
-  ...DEFAULT,
-  dim: 16,
-  mlpDim: 24,
-  levels: 3,
-  gnGroups: 4,
-  numBins: 4,
-  maxSeqLen: 64,
-  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
+  ...TINY_STUDENT,
   sgpBranches: true,
   sgpInitStd: 0.1,
   dropPath: 0.1,

@@ -22,19 +22,9 @@ import {
 import { DEFAULT, PAPER, type StudentConfig } from "../stages/training/presets.ts";
 import { CHECKPOINT_FILE, loadStudent, trainStudent } from "../stages/training/train.ts";
 import { referenceForward, referenceParamSpecs } from "./training_model_reference.ts";
-import { jitteredLabels, tinyDataset } from "./training_fixtures.ts";
+import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
 
-const TINY: StudentConfig = {
-  ...DEFAULT,
-  dim: 16,
-  mlpDim: 24,
-  levels: 3,
-  gnGroups: 4,
-  numBins: 4,
-  maxSeqLen: 64,
-  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
-  batch: 2,
-};
+const TINY: StudentConfig = TINY_STUDENT;
 
 /** Configurations that reach every branch of the spec builders. */
 const VARIANTS: [string, StudentConfig][] = [

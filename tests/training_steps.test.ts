@@ -4,24 +4,14 @@ import { initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
 import { studentLosses } from "../stages/training/losses.ts";
 import { forward, initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
-import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
+import type { StudentConfig } from "../stages/training/presets.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
 import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
 import { evaluateDetections, THUMOS_TIOUS } from "../stages/evaluation.ts";
 import { assignTargets } from "../stages/training/assign.ts";
-import { jitteredLabels, tinyDataset } from "./training_fixtures.ts";
+import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
 
-const TINY: StudentConfig = {
-  ...DEFAULT,
-  dim: 16,
-  mlpDim: 24,
-  levels: 3,
-  gnGroups: 4,
-  numBins: 4,
-  maxSeqLen: 64,
-  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
-  batch: 2,
-};
+const TINY: StudentConfig = TINY_STUDENT;
 
 /** One forward/backward pass; returns the loss and every gradient as host arrays. */
 function gradients(cfg: StudentConfig) {
