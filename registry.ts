@@ -41,7 +41,6 @@ export {
   checkPluginOutput,
   describePlugin,
   guardPluginCall,
-  OUTPUT_SLACK_S,
   pendingPluginCalls,
   setPluginCallTimeout,
   type VideoSpans,

@@ -8,7 +8,7 @@
 import { InputError } from "../lib/errors.ts";
 import type { Annotation, Dataset, FeatureGrid, Split, VideoFeatures, VideoMeta } from "./types.ts";
 import { secondsPerRow } from "./time.ts";
-import { parseSegment } from "../lib/segment.ts";
+import { endsFarPast, isPlainVideoId, parseSegment, SEGMENT_SLACK_S } from "../lib/segment.ts";
 import {
   checkFeatureArray,
   type FeatureReadOptions,
@@ -73,9 +73,6 @@ export interface OpenOptions extends FeatureReadOptions {
    */
   onWarning?: (line: string) => void;
 }
-
-/** Slack (seconds) in the "ends far past the video" rule for annotation segments. */
-export const SEGMENT_SLACK_S = 1;
 
 /** The warning sink of `opts`: its `onWarning`, else one `warning: ...` line on stderr. */
 export function warningSink(opts: OpenOptions): (line: string) => void {
@@ -183,7 +180,7 @@ export function countSegments(
     }
     // Late segments are real-file quirks (a few seconds); one that starts inside the video and
     // ends more than a whole video length past its end is a broken annotation, not a late one.
-    if (s < end && e > 2 * end + SEGMENT_SLACK_S) {
+    if (s < end && endsFarPast(e, end)) {
       throw new InputError(
         `${file}: video ${meta.id}: segment [${s}, ${e}] (${a.label}) ends far past the ` +
           `video (0 to ${end.toFixed(2)} s)`,
@@ -206,7 +203,7 @@ export function countSegments(
  * separator, not `.` or `..`, no NUL byte, not empty (ids become file names).
  */
 export function checkVideoId(id: string, file: string): void {
-  if (id === "" || id === "." || id === ".." || /[\/\\\0]/.test(id)) {
+  if (!isPlainVideoId(id)) {
     throw new InputError(
       `${file}: video id ${JSON.stringify(id)} is not a plain name (ids are file names and ` +
         `must resolve inside the dataset root)`,

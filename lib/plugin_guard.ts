@@ -8,6 +8,7 @@
 import { InputError, isInputError } from "./errors.ts";
 import { type Plugin, PLUGIN_KINDS } from "./plugin_types.ts";
 import type { Detection } from "./types.ts";
+import { endsFarPast, isPlainVideoId, SEGMENT_SLACK_S } from "./segment.ts";
 
 /** Source label of built-in plugins. */
 export const BUILTIN_SOURCE = "built-in";
@@ -117,9 +118,6 @@ export async function guardPluginCall<T>(
   }
 }
 
-/** Slack (seconds) allowed around a video when checking plugin outputs. */
-export const OUTPUT_SLACK_S = 1;
-
 /** Video durations a check of plugin outputs may use (by id). */
 export type VideoSpans = ReadonlyMap<string, { duration: number }>;
 
@@ -132,12 +130,12 @@ function segmentProblem(seg: unknown, duration?: number): string | undefined {
     return `segment ${JSON.stringify(seg)} is not two finite numbers`;
   }
   if (e < s) return `segment [${s}, ${e}] is reversed (end before start)`;
-  if (s < -OUTPUT_SLACK_S) return `segment [${s}, ${e}] starts before the video`;
+  if (s < -SEGMENT_SLACK_S) return `segment [${s}, ${e}] starts before the video`;
   if (duration !== undefined && duration > 0) {
-    if (s > duration + OUTPUT_SLACK_S) {
+    if (s > duration + SEGMENT_SLACK_S) {
       return `segment [${s}, ${e}] starts after the video's end (${duration.toFixed(2)} s)`;
     }
-    if (e > 2 * duration + OUTPUT_SLACK_S) {
+    if (endsFarPast(e, duration)) {
       return `segment [${s}, ${e}] ends far past the video's end (${duration.toFixed(2)} s)`;
     }
   }
@@ -226,22 +224,22 @@ export function checkPluginOutput(
     if (!Array.isArray(metas)) throw new InputError(`${who}: list() did not return an array`);
     for (const m of metas as Record<string, unknown>[]) {
       const id = m?.id;
-      if (typeof id !== "string" || id === "" || id === "." || id === ".." || /[\/\\\0]/.test(id)) {
+      if (!isPlainVideoId(id)) {
         throw new InputError(`${who}: video id ${JSON.stringify(id)} is not a plain name`);
       }
       const anns = m.annotations;
       if (!Array.isArray(anns)) throw new InputError(`${who}: video ${id} has no annotation list`);
       const dur = typeof m.duration === "number" ? m.duration : undefined;
       anns.forEach((a: { segment?: unknown } | null, i: number) => {
-        const why = segmentProblem(a?.segment, undefined);
+        let problem = segmentProblem(a?.segment, undefined);
         // Annotations may end past the stated duration (real files do); far outside is wrong.
-        const far = why ??
-          (dur !== undefined && dur > 0
-            ? segmentProblem(a?.segment, Math.max(dur, 0))?.includes("far past")
-              ? `segment ${JSON.stringify(a?.segment)} ends far past the video's end`
-              : undefined
-            : undefined);
-        if (far) throw new InputError(`${who}: video ${id} annotation ${i}: ${far}`);
+        if (!problem && dur !== undefined && dur > 0) {
+          const [s, e] = a!.segment as [number, number];
+          if (s <= dur + SEGMENT_SLACK_S && endsFarPast(e, dur)) {
+            problem = `segment ${JSON.stringify(a!.segment)} ends far past the video's end`;
+          }
+        }
+        if (problem) throw new InputError(`${who}: video ${id} annotation ${i}: ${problem}`);
       });
     }
     return;

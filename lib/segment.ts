@@ -26,3 +26,24 @@ export function parseSegment(v: unknown, where: string): Segment {
   if (e < s) throw new InputError(`${where}: segment [${s}, ${e}] ends before it starts`);
   return [s, e];
 }
+
+/** Slack (seconds) of the rules that place a segment against its video. */
+export const SEGMENT_SLACK_S = 1;
+
+/**
+ * Whether a segment ending at `end` lies more than a whole video length past a video that
+ * ends at `videoEnd` (e.g. [120, 10000] in a 129 s video): a broken annotation or detection,
+ * not a late one (real annotation files overshoot by seconds).
+ */
+export function endsFarPast(end: number, videoEnd: number): boolean {
+  return end > 2 * videoEnd + SEGMENT_SLACK_S;
+}
+
+/**
+ * Whether `id` is a plain video id: not empty, not `.` or `..`, no path separator or NUL
+ * byte. Ids become file names, so only plain ones resolve inside a dataset root.
+ */
+export function isPlainVideoId(id: unknown): id is string {
+  return typeof id === "string" && id !== "" && id !== "." && id !== ".." &&
+    !/[\/\\\0]/.test(id);
+}
