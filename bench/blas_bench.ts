@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import { tf } from "../deps.ts";
 import { backendLabel, describeBackend, initBackend, setBlasOptions } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
+import { peakRssMB } from "./peak_rss.ts";
 import { generatorConfig } from "../stages/generation/presets.ts";
 import { trainStep } from "../stages/generation/step.ts";
 import { Adam, createParams, disposeParams } from "../stages/generation/model.ts";
@@ -41,17 +42,6 @@ const { values } = parseArgs({
     one: { type: "string" },
   },
 });
-
-/** Peak resident set of this process in MB (Linux), else the current RSS. */
-function peakRssMB(): number {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-    if (m) return Number(m[1]) / 1024;
-  } catch {
-    // not Linux
-  }
-  return Deno.memoryUsage().rss / 2 ** 20;
-}
 
 interface Result {
   backend: string;

@@ -18,11 +18,7 @@ import { openDataset } from "../datasets.ts";
 import { deflateRaw, gzip, setInflater } from "../datasets/inflate.ts";
 import { encodeNpy } from "../datasets/npy.ts";
 import { synthesize } from "../datasets/synth.ts";
-
-function vmHwmMB(): number {
-  const s = Deno.readTextFileSync("/proc/self/status");
-  return Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0) / 1024;
-}
+import { peakRssMB } from "./peak_rss.ts";
 
 async function dirBytes(p: string): Promise<number> {
   const st = await fs.stat(p);
@@ -51,7 +47,7 @@ async function iterate(root: string, layout: string) {
     mb: bytes / 1e6,
     seconds: (performance.now() - t) / 1000,
     sum,
-    rssMB: vmHwmMB(),
+    rssMB: peakRssMB(),
   };
 }
 

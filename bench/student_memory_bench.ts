@@ -17,10 +17,11 @@ import { parseArgs } from "node:util";
 import { tf } from "../deps.ts";
 import { describeBackend, initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
-import { assignTargets } from "../stages/training/assign.ts";
-import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import { initValues, paramSpecs } from "../stages/training/model.ts";
 import { DEFAULT, PAPER, type StudentConfig } from "../stages/training/presets.ts";
 import { accumulatedGrads } from "../stages/training/train.ts";
+import { peakRssMB } from "./peak_rss.ts";
+import { randomStudentBatch } from "./student_step_bench.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -35,16 +36,6 @@ const { values } = parseArgs({
     steps: { type: "string", default: "1" },
   },
 });
-
-function peakRssMB(): number {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-    if (m) return Number(m[1]) / 1024;
-  } catch {
-    // not Linux
-  }
-  return Deno.memoryUsage().rss / 2 ** 20;
-}
 
 const info = await initBackend("auto");
 console.error(describeBackend(info));
@@ -65,29 +56,11 @@ const vals = initValues(specs, new Rng(1));
 const vars = Object.fromEntries(
   specs.map((p) => [p.name, tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true, p.name)]),
 );
-const rng = new Rng(2);
-const x = Float32Array.from({ length: B * t0 * D }, () => Math.max(0, rng.normal()));
-const lens = Array.from({ length: B }, () => t0);
-const layout = makeLayout(t0, cfg);
-const cls = new Float32Array(B * layout.total * K);
-const reg = new Float32Array(B * layout.total * 2);
-let numPos = 0;
-for (let b = 0; b < B; b++) {
-  const segs = [{ a: 10, b: 40, c: b % K }, { a: t0 / 2, b: t0 / 2 + 60, c: (b + 3) % K }];
-  const t = assignTargets(segs, layout, t0, K, cfg.regressionRanges, cfg.centerRadius);
-  cls.set(t.cls, b * layout.total * K);
-  reg.set(t.reg, b * layout.total * 2);
-  numPos += t.numPos;
-}
-const milKeep = Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3));
-const weak = new Float32Array(B * K).map((_, i) => (i % 7 === 0 ? 1 : 0));
-const dropPath = Array.from(
-  { length: cfg.levels - 1 },
-  () =>
-    [new Float32Array(B).fill(1 / 0.9), new Float32Array(B).fill(1 / 0.9)] as [
-      Float32Array,
-      Float32Array,
-    ],
+const { x, lens, layout, cls, reg, milKeep, weak, dropPath, numPos } = randomStudentBatch(
+  cfg,
+  B,
+  t0,
+  D,
 );
 const batch = { x, lens, dropPath, milKeep, cls, reg, weak, norm: Math.max(numPos, 1) };
 let seconds = 0;

@@ -55,6 +55,39 @@ export function flopsPerStep(cfg: StudentConfig, D: number, B: number, t0: numbe
   return 3 * f * B;
 }
 
+/**
+ * A seeded random student batch of `B` full windows of `t0` rows and `D` features, with two
+ * actions per video assigned as targets, MIL dropout, weak labels and drop-path scales; shared
+ * by this bench and `student_memory_bench.ts` so they time the same input.
+ */
+export function randomStudentBatch(cfg: StudentConfig, B: number, t0: number, D: number) {
+  const rng = new Rng(2);
+  const x = Float32Array.from({ length: B * t0 * D }, () => Math.max(0, rng.normal()));
+  const lens = Array.from({ length: B }, () => t0);
+  const layout = makeLayout(t0, cfg);
+  const cls = new Float32Array(B * layout.total * K);
+  const reg = new Float32Array(B * layout.total * 2);
+  let numPos = 0;
+  for (let b = 0; b < B; b++) {
+    const segs = [{ a: 10, b: 40, c: b % K }, { a: t0 / 2, b: t0 / 2 + 60, c: (b + 3) % K }];
+    const t = assignTargets(segs, layout, t0, K, cfg.regressionRanges, cfg.centerRadius);
+    cls.set(t.cls, b * layout.total * K);
+    reg.set(t.reg, b * layout.total * 2);
+    numPos += t.numPos;
+  }
+  const milKeep = Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3));
+  const weak = new Float32Array(B * K).map((_, i) => (i % 7 === 0 ? 1 : 0));
+  const dropPath = Array.from(
+    { length: cfg.levels - 1 },
+    () =>
+      [new Float32Array(B).fill(1 / 0.9), new Float32Array(B).fill(1 / 0.9)] as [
+        Float32Array,
+        Float32Array,
+      ],
+  );
+  return { x, lens, layout, cls, reg, milKeep, weak, dropPath, numPos };
+}
+
 /** Times `steps` student steps after one warm-up; returns the first and the best step (s). */
 export async function stepTime(
   backend: "wasm" | "cpu" | "webgpu",
@@ -73,28 +106,7 @@ export async function stepTime(
       tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true, `${backend}${t0}${B}/${p.name}`),
     ]),
   );
-  const rng = new Rng(2);
-  const x = Float32Array.from({ length: B * t0 * D }, () => Math.max(0, rng.normal()));
-  const lens = Array.from({ length: B }, () => t0);
-  const layout = makeLayout(t0, cfg);
-  const cls = new Float32Array(B * layout.total * K);
-  const reg = new Float32Array(B * layout.total * 2);
-  for (let b = 0; b < B; b++) {
-    const segs = [{ a: 10, b: 40, c: b % K }, { a: t0 / 2, b: t0 / 2 + 60, c: (b + 3) % K }];
-    const t = assignTargets(segs, layout, t0, K, cfg.regressionRanges, cfg.centerRadius);
-    cls.set(t.cls, b * layout.total * K);
-    reg.set(t.reg, b * layout.total * 2);
-  }
-  const milKeep = Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3));
-  const weak = new Float32Array(B * K).map((_, i) => (i % 7 === 0 ? 1 : 0));
-  const dropPath = Array.from(
-    { length: cfg.levels - 1 },
-    () =>
-      [new Float32Array(B).fill(1 / 0.9), new Float32Array(B).fill(1 / 0.9)] as [
-        Float32Array,
-        Float32Array,
-      ],
-  );
+  const { x, lens, layout, cls, reg, milKeep, weak, dropPath } = randomStudentBatch(cfg, B, t0, D);
   const times: number[] = [];
   const ks = milKs(lens, t0, cfg);
   for (let s = 0; s < steps + 1; s++) {
