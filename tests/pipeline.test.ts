@@ -14,23 +14,9 @@ import { tf } from "../deps.ts";
 import { formatAblationTable, runAblation } from "../stages/ablation.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
-const ROOT = path.resolve(import.meta.dirname!, "..");
+import { TINY_GENERATOR, TINY_STUDENT } from "./pipeline_fixtures.ts";
 
-/** A pipeline small enough for a test: 16 videos, 16-d, a few steps per stage. */
-export const TINY_GENERATOR = { iterations: 4, evalEvery: 2, batch: 4, snippets: 32 };
-export const TINY_STUDENT = {
-  epochs: 3,
-  switchEpoch: 2,
-  batch: 4,
-  dim: 16,
-  mlpDim: 24,
-  levels: 3,
-  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
-  gnGroups: 4,
-  numBins: 4,
-  maxSeqLen: 128,
-  emaDecay: 0.8,
-};
+const ROOT = path.resolve(import.meta.dirname!, "..");
 
 /** `--generator-option k=v ...` style CLI flags from an options object. */
 function opt(flag: string, o: Record<string, unknown>): string[] {

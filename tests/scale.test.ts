@@ -14,22 +14,7 @@ import {
 } from "../lib/shard.ts";
 import { cellOfIndex, meanSd, mergeAblationCells } from "../stages/ablation.ts";
 import { ablationSelection } from "../cli/run.ts";
-
-/** The tiny pipeline of tests/pipeline.test.ts (not imported: that would run its tests too). */
-const TINY_GENERATOR = { iterations: 4, evalEvery: 2, batch: 4, snippets: 32 };
-const TINY_STUDENT = {
-  epochs: 3,
-  switchEpoch: 2,
-  batch: 4,
-  dim: 16,
-  mlpDim: 24,
-  levels: 3,
-  regressionRanges: [[0, 4], [4, 8], [8, 10000]],
-  gnGroups: 4,
-  numBins: 4,
-  maxSeqLen: 128,
-  emaDecay: 0.8,
-};
+import { TINY_GENERATOR, TINY_STUDENT } from "./pipeline_fixtures.ts";
 
 const ROOT = path.resolve(import.meta.dirname!, "..");
 const MOD = path.join(ROOT, "mod.ts");
@@ -69,6 +54,21 @@ interface Fixture {
 }
 
 let fixture: Promise<Fixture> | null = null;
+
+/** `predict` of the fixture's student over every video of its ActionFormer package. */
+function predictArgs(fx: Fixture): string[] {
+  return [
+    "predict",
+    "--checkpoint",
+    fx.student,
+    "--root",
+    path.join(fx.data, "actionformer"),
+    "--split",
+    "all",
+    "--backend",
+    "wasm",
+  ];
+}
 
 /** A tiny synthetic set, a 3-iteration generator and a 2-epoch student (built once). */
 function getFixture(): Promise<Fixture> {
@@ -218,17 +218,7 @@ Deno.test("shard: predict, propose and inspect --checksum merged from 1, 2, 3 sh
   const out = path.join(fx.dir, "exact");
   const at = (name: string) => (tag: string) => path.join(out, `${name}-${tag}.json`);
   const jobs: [string, string[]][] = [
-    ["predict", [
-      "predict",
-      "--checkpoint",
-      fx.student,
-      "--root",
-      path.join(fx.data, "actionformer"),
-      "--split",
-      "all",
-      "--backend",
-      "wasm",
-    ]],
+    ["predict", predictArgs(fx)],
     ["propose", [
       "propose",
       "--checkpoint",
@@ -291,17 +281,7 @@ async function runErr(args: string[], env: Record<string, string> = {}): Promise
 Deno.test("shard: bad specs, missing or duplicated videos and mismatched fingerprints are one-line errors, exit 2", async () => {
   const fx = await getFixture();
   const out = path.join(fx.dir, "errors");
-  const base = [
-    "predict",
-    "--checkpoint",
-    fx.student,
-    "--root",
-    path.join(fx.data, "actionformer"),
-    "--split",
-    "all",
-    "--backend",
-    "wasm",
-  ];
+  const base = predictArgs(fx);
   const f = (n: string) => path.join(out, n);
   for (const i of [0, 1, 2]) await cli([...base, "--out", f(`s${i}.json`), "--shard", `${i}/3`]);
   await cli([...base, "--out", f("raw1.json"), "--shard", "1/3", "--weights", "raw"]);
@@ -391,19 +371,7 @@ Deno.test("scale recipes: the Slurm array and the Kubernetes Indexed Job of docs
   await fs.copyFile(fx.student, path.join(vol, "runs", "thumos", "student", "student.ckpt"));
   await fs.copyFile(fx.student, path.join(vol, "runs", "student.ckpt"));
   const single = path.join(fx.dir, "single.json");
-  await cli([
-    "predict",
-    "--checkpoint",
-    fx.student,
-    "--root",
-    path.join(fx.data, "actionformer"),
-    "--split",
-    "all",
-    "--backend",
-    "wasm",
-    "--out",
-    single,
-  ]);
+  await cli([...predictArgs(fx), "--out", single]);
   const expected = await fs.readFile(single);
   const local = (text: string, prefix: string) =>
     text.replaceAll(`${prefix}/fustal-ts`, ROOT).replaceAll(`${prefix}/`, `${vol}/`);
