@@ -37,6 +37,7 @@ import {
 
 export {
   BUILTIN_SOURCE,
+  callPlugin,
   checkDetections,
   checkPluginOutput,
   describePlugin,
@@ -44,6 +45,7 @@ export {
   pendingPluginCalls,
   setPluginCallTimeout,
   type VideoSpans,
+  videoSpans,
 } from "./lib/plugin_guard.ts";
 
 /** A plugin kind: `dataset`, `generator`, `filter` or `student`. */

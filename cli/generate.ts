@@ -32,7 +32,13 @@ import {
 import { generatorConfig, type GeneratorPreset } from "../stages/generation/presets.ts";
 import { trainGenerator } from "../stages/generation/train.ts";
 import { writeResultsFile } from "../stages/evaluation.ts";
-import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
+import {
+  callPlugin,
+  DEFAULT_PLUGINS,
+  getPlugin,
+  loadPluginModule,
+  videoSpans,
+} from "../registry.ts";
 import type { Detection } from "../lib/types.ts";
 import type { Dataset } from "../datasets/types.ts";
 import type { StageContext } from "../lib/plugin_types.ts";
@@ -225,7 +231,9 @@ async function throughPlugin(
   }
 > {
   const plugin = await getPlugin("generator", name);
-  const g = await guardPluginCall(plugin, "generate", () => plugin.generate(ds, ctx));
+  const g = await callPlugin(plugin, "generate", () => plugin.generate(ds, ctx), {
+    videos: videoSpans(ds),
+  });
   const t = tiou ?? tiouFor(ds.layout, ds.classes.length);
   const score = (split: "train" | "test", dets: Detection[]) =>
     evaluateDetections(groundTruthFromVideos(ds.list(split)), dets, { tiou: t });

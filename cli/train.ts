@@ -40,7 +40,13 @@ import {
   trainStudent,
 } from "../stages/training/train.ts";
 import type { StudentResult } from "../lib/plugin_types.ts";
-import { DEFAULT_PLUGINS, getPlugin, guardPluginCall, loadPluginModule } from "../registry.ts";
+import {
+  callPlugin,
+  DEFAULT_PLUGINS,
+  getPlugin,
+  loadPluginModule,
+  videoSpans,
+} from "../registry.ts";
 
 /** Usage text of `train`. */
 export const usage =
@@ -180,7 +186,9 @@ export async function run(args: string[]): Promise<number> {
         log: logErr,
         progress,
       };
-      return await guardPluginCall(plugin, "train", () => plugin.train(dataset, labels, ctx));
+      return await callPlugin(plugin, "train", () => plugin.train(dataset, labels, ctx), {
+        videos: videoSpans(dataset),
+      });
     })()).catch(async (e) => {
       // A run that diverged before its first checkpoint leaves nothing to resume: drop the
       // argument file it wrote, so the folder holds no trace of a run that never was.

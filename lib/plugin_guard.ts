@@ -261,6 +261,29 @@ export function checkPluginOutput(
   checkDetections(value, who, videos);
 }
 
+/** The durations of a dataset's videos by id, for {@linkcode checkPluginOutput}. */
+export function videoSpans(
+  ds: { list(): readonly { id: string; duration: number }[] },
+): Map<string, { duration: number }> {
+  return new Map(ds.list().map((m) => [m.id, { duration: m.duration }]));
+}
+
+/**
+ * Calls a plugin method through {@linkcode guardPluginCall} and checks what it returned with
+ * {@linkcode checkPluginOutput} (against `check.videos` when given): the one way the stages and
+ * the commands call a dataset's `open`, a generator's `generate` and a student's `train`.
+ */
+export async function callPlugin<T>(
+  plugin: Plugin,
+  method: string,
+  call: () => T | Promise<T>,
+  check: { videos?: VideoSpans; where?: string } = {},
+): Promise<Awaited<T>> {
+  const value = await guardPluginCall(plugin, method, call, check.where);
+  checkPluginOutput(plugin, method, value, check.videos, check.where);
+  return value;
+}
+
 function typeName(v: unknown): string {
   return v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
 }

@@ -118,26 +118,28 @@ Deno.test("cli plugins: generate --generator runs a registered generator plugin"
 `,
     );
     const stu = path.join(dir, "stu");
-    const t = await cli([
-      "train",
-      "--pseudo-labels",
-      path.join(out, "proposals.json"),
-      "--root",
-      data,
-      "--out",
-      stu,
-      "--plugin",
-      echo,
-      "--student",
-      "echo",
-      "--option",
-      "score=0.5",
-      "--seed",
-      "7",
-      "--backend",
-      "wasm",
-      "--json",
-    ]);
+    const trainEcho = (to: string, score: string) =>
+      cli([
+        "train",
+        "--pseudo-labels",
+        path.join(out, "proposals.json"),
+        "--root",
+        data,
+        "--out",
+        to,
+        "--plugin",
+        echo,
+        "--student",
+        "echo",
+        "--option",
+        `score=${score}`,
+        "--seed",
+        "7",
+        "--backend",
+        "wasm",
+        "--json",
+      ]);
+    const t = await trainEcho(stu, "0.5");
     assert.equal(t.code, 0, t.stderr);
     const m = JSON.parse(t.stdout.trim().split("\n").at(-1)!);
     assert.equal(m.info.pseudo, summary.train.proposals);
@@ -147,6 +149,13 @@ Deno.test("cli plugins: generate --generator runs a registered generator plugin"
     const dets = Object.values(det.results).flat() as { score: number }[];
     assert.equal(dets.length, 12);
     assert.ok(dets.every((d) => d.score === 0.5));
+    // What the student plugin returns is checked at the registry boundary, as in `run`.
+    const bad = await trainEcho(path.join(dir, "stu-bad"), '"high"');
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /student plugin "echo" .*: train \(test\) item 0 \(video .*\): score "high" is not a finite number/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -12,7 +12,7 @@
 import * as path from "node:path";
 import type { GroundTruth } from "../../lib/types.ts";
 import type { Dataset, Split } from "../../datasets/types.ts";
-import { checkPluginOutput, getPlugin, guardPluginCall } from "../../registry.ts";
+import { callPlugin, getPlugin } from "../../registry.ts";
 import { groundTruthFromVideos, tiouFor } from "../evaluation.ts";
 import type { FuSTALConfig } from "./config.ts";
 import type { FuSTALResult } from "./result.ts";
@@ -28,9 +28,7 @@ async function openRoot(
   if (layout && !(LAYOUTS as readonly string[]).includes(layout)) {
     // A user's dataset plugin (loaded with --plugin): unknown names fail listing the choices.
     const plugin = await getPlugin("dataset", layout);
-    const ds = await guardPluginCall(plugin, "open", () => plugin.open(root, { ...opts }), root);
-    checkPluginOutput(plugin, "open", ds, undefined, root);
-    return ds;
+    return await callPlugin(plugin, "open", () => plugin.open(root, { ...opts }), { where: root });
   }
   return await openDataset(root, { layout, ...opts });
 }

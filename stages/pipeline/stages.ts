@@ -17,7 +17,7 @@ import type {
   StudentResult,
 } from "../../lib/plugin_types.ts";
 import type { Dataset } from "../../datasets/types.ts";
-import { checkPluginOutput, getPlugin, guardPluginCall } from "../../registry.ts";
+import { callPlugin, getPlugin, videoSpans } from "../../registry.ts";
 import { readResultsFile, writeResultsFile } from "../evaluation.ts";
 import { selectProposals } from "../selection.ts";
 import type { FuSTALConfig, RunSettings } from "./config.ts";
@@ -52,11 +52,6 @@ function ctxFor(
     log: run.log,
     progress: run.progress,
   };
-}
-
-/** Every video's duration, for checks of what plugins return. */
-function spansOf(ds: Dataset): Map<string, { duration: number }> {
-  return new Map(ds.list().map((m) => [m.id, { duration: m.duration }]));
 }
 
 /**
@@ -96,12 +91,12 @@ export async function generationStage(run: StageRun, gen: Dataset): Promise<Gene
     crossVideo: config.crossVideo ?? true,
     ...config.generatorOptions,
   }, await state.start("generation"));
-  const genResult = await guardPluginCall(
+  const genResult = await callPlugin(
     generator,
     "generate",
     () => generator.generate(gen, genCtx),
+    { videos: videoSpans(gen) },
   );
-  checkPluginOutput(generator, "generate", genResult, spansOf(gen));
   await writeResultsFile(files.proposals, genResult.train, `[Generator] ${genName}`);
   await writeResultsFile(files.generatorTest, genResult.test, `[Generator] ${genName}`);
   // Later stages depend on these proposals: they must run again.
@@ -179,12 +174,12 @@ export async function trainingStage(
     { preset: run.preset, ema: config.ema ?? true, ...config.studentOptions },
     await state.start("training"),
   );
-  const stuResult = await guardPluginCall(
+  const stuResult = await callPlugin(
     student,
     "train",
     () => student.train(stu, pseudo, stuCtx),
+    { videos: videoSpans(stu) },
   );
-  checkPluginOutput(student, "train", stuResult, spansOf(stu));
   await writeResultsFile(files.detections, stuResult.test, `[Student] ${stuName}`);
   if (stuResult.testBeforeSwitch) {
     await writeResultsFile(
