@@ -20,6 +20,7 @@ import type { ProgressSink } from "../../lib/plugin_types.ts";
 import type { Detection, GroundTruth } from "../../lib/types.ts";
 import type { Dataset, FeatureGrid, VideoFeatures } from "../../datasets/types.ts";
 import { gridToSeconds } from "../../datasets/time.ts";
+import { averageRows, downsampleGrid } from "../../datasets/downsample.ts";
 import { groundTruthFromVideos } from "../evaluation.ts";
 import { decodePoint } from "./decode.ts";
 import { forward, type Layout, makeLayout } from "./model.ts";
@@ -205,7 +206,10 @@ export function toSeconds(
   }));
 }
 
-/** Detections of one whole video (features of any length), in seconds. */
+/**
+ * Detections of one whole video (features of any length, on the dataset's own grid), in
+ * seconds. Rows are averaged by `cfg.downsample` here, so callers pass raw features.
+ */
 export async function predictVideo(
   params: Record<string, Tensor>,
   cfg: StudentConfig,
@@ -213,12 +217,14 @@ export async function predictVideo(
   video: { id: string; grid: FeatureGrid; duration: number },
   classes: string[],
 ): Promise<Detection[]> {
-  const t0 = inferenceLength(feats.length, cfg);
-  const [raw] = await runNetwork(params, cfg, [feats], feats.dim, t0);
+  // The network's grid: rows averaged by `cfg.downsample` (the one place inference applies it).
+  const f = averageRows(feats, cfg.downsample ?? 1);
+  const t0 = inferenceLength(f.length, cfg);
+  const [raw] = await runNetwork(params, cfg, [f], f.dim, t0);
   return toSeconds(
     postprocess(raw, classes.length, cfg),
     video.id,
-    video.grid,
+    downsampleGrid(video.grid, cfg.downsample ?? 1),
     video.duration,
     classes,
   );

@@ -60,6 +60,12 @@ export interface StudentConfig {
   regressionRanges: [number, number][];
   /** Centre-sampling radius (paper 1.5). */
   centerRadius: number;
+  /**
+   * Feature rows averaged into one before the network, in training and inference (paper 1;
+   * ActionFormer's `downsample_rate`, see `datasets/downsample.ts`). Row units below
+   * (`maxSeqLen`, regression ranges, `durationThresh`) are rows of this coarser grid.
+   */
+  downsample: number;
   /** Maximum training sequence length (paper 2304). */
   maxSeqLen: number;
   /** Crop ratio range (paper [0.9, 1.0]). */
@@ -175,6 +181,7 @@ export const PAPER: Readonly<StudentConfig> = {
   numBins: 16,
   regressionRanges: [[0, 4], [4, 8], [8, 16], [16, 32], [32, 64], [64, 10000]],
   centerRadius: 1.5,
+  downsample: 1,
   maxSeqLen: 2304,
   cropRatio: [0.9, 1.0],
   truncThresh: 0.5,

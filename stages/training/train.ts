@@ -27,6 +27,7 @@ import { Rng } from "../../lib/rng.ts";
 import type { ProgressSink, StudentResult } from "../../lib/plugin_types.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { Dataset, VideoMeta } from "../../datasets/types.ts";
+import { downsampleDataset } from "../../datasets/downsample.ts";
 import { FeatureCache } from "../../datasets/feature_cache.ts";
 import type { GridSegment } from "./assign.ts";
 import {
@@ -193,11 +194,14 @@ async function prepareRun(
   ckptFile: string | null,
   log: (line: string) => void,
 ): Promise<Run> {
-  const trainMetas = dataset.list("train");
+  // Training reads the network's grid (rows averaged by cfg.downsample); detection keeps the
+  // dataset itself, since predictVideo averages the rows it is given.
+  const coarse = downsampleDataset(dataset, cfg.downsample ?? 1);
+  const trainMetas = coarse.list("train");
   if (trainMetas.length === 0) throw new InputError(`${dataset.root}: no training videos`);
   const metaById = new Map<string, VideoMeta>(trainMetas.map((m) => [m.id, m]));
-  const gridLabels = pseudoLabelsToGrid(dataset, pseudoLabels, log);
-  const cache = new FeatureCache(dataset, cfg.cacheMiB * 1024 * 1024);
+  const gridLabels = pseudoLabelsToGrid(coarse, pseudoLabels, log);
+  const cache = new FeatureCache(coarse, cfg.cacheMiB * 1024 * 1024);
   const bsz = Math.min(cfg.batch, trainMetas.length);
   const itersPerEpoch = Math.floor(trainMetas.length / bsz);
   const classes = dataset.classes;
