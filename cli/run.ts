@@ -18,6 +18,7 @@ import {
 } from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
 import { presetName } from "../lib/presets.ts";
+import { classFusionName } from "../stages/fusion.ts";
 import { formatResultsTable, type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
 import {
   ABLATION_ROWS,
@@ -51,6 +52,9 @@ ${BLAS_USAGE}
                         (default: no limit; a call that can never settle is named anyway)
   --no-cross-video      generator without cross-video contrast (CoLA baseline)
   --no-ema              student without the EMA-teacher phase
+  --class-fusion MODE   generator (keep the student's detections of the classes the generator
+                        found in each test video) | none (default: the preset's; default
+                        preset: generator, reference and paper: none)
   --gamma G --eta E     prior filter thresholds (default 0.2, 0.4)
   --generator-option K=V --filter-option K=V --student-option K=V   any stage option
                         (repeatable; V read as JSON when valid, e.g. iterations=200)
@@ -86,6 +90,7 @@ export async function run(args: string[]): Promise<number> {
     "plugin-timeout": { type: "string" },
     "no-cross-video": { type: "boolean", default: false },
     "no-ema": { type: "boolean", default: false },
+    "class-fusion": { type: "string" },
     gamma: { type: "string" },
     "generator-option": { type: "string", multiple: true },
     "filter-option": { type: "string", multiple: true },
@@ -142,6 +147,9 @@ export async function run(args: string[]): Promise<number> {
     plugins: (values.plugin as string[] | undefined) ?? [],
     crossVideo: !values["no-cross-video"],
     ema: !values["no-ema"],
+    classFusion: values["class-fusion"] === undefined
+      ? undefined
+      : classFusionName(values["class-fusion"], "run: --class-fusion"),
     synth: {
       dim: numberFlag("run", values, "dim"),
       videos: numberFlag("run", values, "videos"),

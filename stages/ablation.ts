@@ -162,6 +162,7 @@ export function ablationSettings(config: FuSTALConfig): string {
     student: config.student ?? null,
     generatorOptions: config.generatorOptions ?? {},
     studentOptions: config.studentOptions ?? {},
+    classFusion: config.classFusion ?? null,
     filterOptions: config.filterOptions ?? {},
     synth: config.root || config.generatorRoot ? null : (config.synth ?? {}),
   })).slice(0, 16);

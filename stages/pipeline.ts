@@ -15,6 +15,8 @@
  */
 import { type BackendInfo, describeBackend, initBackend } from "../lib/backend.ts";
 import { loadPluginModule } from "../registry.ts";
+import { writeResultsFile } from "./evaluation.ts";
+import { keepVideoClasses, PRESET_CLASS_FUSION, videoClasses } from "./fusion.ts";
 import { type FuSTALConfig, runSettings } from "./pipeline/config.ts";
 import { dataStage, scoringPlan } from "./pipeline/data.ts";
 import {
@@ -81,7 +83,22 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   const pseudo = await timed("selection", () => selectionStage(run, gen, generated.train));
   const pseudoLabels = scorePseudoLabels(plan, generated.train, pseudo, settings.names.filter, log);
   const trained = await timed("training", () => trainingStage(run, plan.stu, pseudo));
-  const student = await timed("evaluation", () => scoreStudent(plan, trained, out, log));
+  const fusion = config.classFusion ?? PRESET_CLASS_FUSION[settings.preset];
+  const student = await timed("evaluation", async () => {
+    const figures = scoreStudent(plan, trained, out, log, {
+      mode: fusion,
+      generatorTest: generated.test,
+    });
+    if (fusion === "generator") {
+      const kept = keepVideoClasses(trained.test, videoClasses(generated.test));
+      await writeResultsFile(
+        files.detectionsFused,
+        kept,
+        `[Student, generator classes] ${settings.names.student}`,
+      );
+    }
+    return figures;
+  });
 
   const result = resultRecord({
     plan,

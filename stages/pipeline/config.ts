@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { ClassFusion } from "../fusion.ts";
 import * as path from "node:path";
 import type { BackendName } from "../../lib/backend.ts";
 import { rejectUnknownKeys } from "../../lib/errors.ts";
@@ -63,6 +64,12 @@ export interface FuSTALConfig {
   /** EMA-teacher distillation in the student (default true). */
   ema?: boolean;
   /**
+   * Class fusion of the student's test detections (`stages/fusion.ts`): `generator` keeps
+   * those of the classes the generator found in each video, `none` the student's own. Default:
+   * the preset's (`default`: generator; `reference`, `paper`: none).
+   */
+  classFusion?: ClassFusion;
+  /**
    * A finished run folder whose generation outputs (`proposals.json`, `generator_test.json`)
    * are reused instead of training a generator (the ablation shares generators this way).
    */
@@ -98,6 +105,7 @@ const CONFIG_KEYS: Record<keyof FuSTALConfig, true> = {
   student: true,
   studentOptions: true,
   ema: true,
+  classFusion: true,
   reuseGenerationFrom: true,
   plugins: true,
   command: true,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { type ClassFusion, keepVideoClasses, videoClasses } from "../fusion.ts";
 import type { BackendInfo } from "../../lib/backend.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { StudentResult } from "../../lib/plugin_types.ts";
@@ -23,6 +24,11 @@ function figures(q: ReturnType<typeof pseudoLabelQuality>): QualityFigures {
     proposals: q.proposals,
   };
 }
+
+const figuresOf = (e: { mAP: number[]; average: number }): MapFigures => ({
+  mAP: e.mAP,
+  average: e.average,
+});
 
 /** The generator's test detections scored on the test subset. */
 export function scoreGenerator(plan: ScoringPlan, test: Detection[]): MapFigures {
@@ -58,12 +64,17 @@ export function scoreStudent(
   s: StudentResult,
   out: string,
   log: (line: string) => void,
+  fusion: { mode: ClassFusion; generatorTest: Detection[] } = { mode: "none", generatorTest: [] },
 ): FuSTALResult["student"] {
   const { gtTest, testIds, tiou } = plan;
+  const classes = videoClasses(fusion.generatorTest);
+  const fuse = (dets: Detection[]) =>
+    fusion.mode === "generator" ? keepVideoClasses(dets, classes) : dets;
   // Scored on the evaluation ground truth's test videos only (a plugin that predicted on
   // others would otherwise be charged false positives for videos nobody scores).
-  const onTest = (dets: Detection[]) => dets.filter((d) => testIds.has(d.videoId));
-  const outside = s.test.length - onTest(s.test).length;
+  const onTestRaw = (dets: Detection[]) => dets.filter((d) => testIds.has(d.videoId));
+  const onTest = (dets: Detection[]) => fuse(onTestRaw(dets));
+  const outside = s.test.length - onTestRaw(s.test).length;
   if (outside) {
     log(`evaluation: ignored ${outside} student detection(s) on videos outside the test subset`);
   }
@@ -93,7 +104,15 @@ export function scoreStudent(
       } (avg mAP %); headline: epoch ${headline.epoch} (the last), best: epoch ${best.epoch}`,
     );
   }
+  const unfused = fusion.mode === "none" ? undefined : {
+    final: figuresOf(evaluateDetections(gtTest, onTestRaw(s.test), { tiou })),
+    beforeSwitch: s.testBeforeSwitch
+      ? figuresOf(evaluateDetections(gtTest, onTestRaw(s.testBeforeSwitch), { tiou }))
+      : undefined,
+  };
   return {
+    classFusion: fusion.mode,
+    unfused,
     beforeSwitch: beforeSwitch
       ? { mAP: beforeSwitch.mAP, average: beforeSwitch.average }
       : undefined,

@@ -206,6 +206,17 @@ export function formatResultsTable(r: FuSTALResult): string {
     "",
     `pseudo labels before: ${pr(r.pseudoLabels.before)}`,
     `pseudo labels after:  ${pr(r.pseudoLabels.after)}`,
+    ...(r.student.unfused
+      ? [
+        `student rows: class fusion "${r.student.classFusion}" (only the classes the generator ` +
+        `found in each test video; detections_fused.json); the student's own classes give ` +
+        `${
+          r.student.unfused.beforeSwitch
+            ? `${(100 * r.student.unfused.beforeSwitch.average).toFixed(1)} before the switch, `
+            : ""
+        }${(100 * r.student.unfused.final.average).toFixed(1)} final`,
+      ]
+      : []),
     ...(r.student.headlineEpoch !== undefined
       ? [
         `student: headline = final EMA weights (epoch ${r.student.headlineEpoch}); best ` +

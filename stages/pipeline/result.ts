@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { ClassFusion } from "../fusion.ts";
 
 /** Quality of a proposal set on the training videos. */
 export interface QualityFigures {
@@ -78,6 +79,12 @@ export interface FuSTALResult {
    * one reported as the result (the last), `bestEpoch` the one with the best average mAP.
    */
   student: {
+    /**
+     * Class fusion applied to every student figure here (`stages/fusion.ts`); with
+     * `generator`, `unfused` holds the student's own figures.
+     */
+    classFusion: ClassFusion;
+    unfused?: { beforeSwitch?: MapFigures; final: MapFigures };
     beforeSwitch?: MapFigures;
     final: MapFigures;
     snapshots?: SnapshotFigures[];

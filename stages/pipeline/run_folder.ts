@@ -7,7 +7,8 @@
  *   `generator_test.json` (the generator's own test detections)
  * - `pseudo_labels.json` (selected proposals)
  * - `student/` (student checkpoints, `epoch_N.ckpt` the kept EMA snapshots),
- *   `detections.json` (final test detections), `detections_before_switch.json`,
+ *   `detections.json` (final test detections), `detections_fused.json` (those kept by class
+ *   fusion, when on), `detections_before_switch.json`,
  *   `detections_epoch_N.json` (each snapshot's test detections)
  * - `metrics.json`, `report.html`, `state.json`
  *
@@ -26,6 +27,8 @@ export interface RunFiles {
   pseudoLabels: string;
   /** The student's final test detections. */
   detections: string;
+  /** The student's final test detections after class fusion (`stages/fusion.ts`), when on. */
+  detectionsFused: string;
   /** The student's test detections at the EMA-teacher switch. */
   detectionsBeforeSwitch: string;
   /** Every figure of the run. */
@@ -43,6 +46,7 @@ export function runFiles(out: string): RunFiles {
     generatorTest: path.join(out, "generator_test.json"),
     pseudoLabels: path.join(out, "pseudo_labels.json"),
     detections: path.join(out, "detections.json"),
+    detectionsFused: path.join(out, "detections_fused.json"),
     detectionsBeforeSwitch: path.join(out, "detections_before_switch.json"),
     metrics: path.join(out, "metrics.json"),
     report: path.join(out, "report.html"),

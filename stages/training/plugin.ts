@@ -34,7 +34,15 @@ export function configFromOptions(options: Record<string, unknown>): StudentConf
     cfg.switchEpoch = Math.round(preset.switchEpoch / preset.epochs * cfg.epochs);
   }
   for (
-    const k of ["epochs", "batch", "checkpointEvery", "maxSeqLen", "dim", "levels", "downsample"] as const
+    const k of [
+      "epochs",
+      "batch",
+      "checkpointEvery",
+      "maxSeqLen",
+      "dim",
+      "levels",
+      "downsample",
+    ] as const
   ) {
     if (!Number.isInteger(cfg[k]) || cfg[k] < 1) {
       throw new InputError(`student: option "${k}" must be a positive integer, got ${cfg[k]}`);
