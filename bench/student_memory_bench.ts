@@ -5,20 +5,20 @@
  *
  * ```sh
  * deno run -A bench/student_memory_bench.ts [--rows 576] [--batch 1] [--width 128] [--dim 256]
- *   [--micro N] [--top 12] [--preset default|paper]
+ *   [--micro N] [--top 12] [--preset default|reference|paper] [--threads N]
  * ```
  *
  * `--micro N` accumulates the gradients over micro-batches of N items (`microBatch`), as the
- * training loop does.
+ * training loop does. `--threads N` sets the native BLAS threads (default: every core).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { tf } from "../deps.ts";
-import { describeBackend, initBackend } from "../lib/backend.ts";
+import { describeBackend, initBackend, setBlasOptions } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
 import { initValues, paramSpecs } from "../stages/training/model.ts";
-import { DEFAULT, PAPER, type StudentConfig } from "../stages/training/presets.ts";
+import { DEFAULT, PAPER, REFERENCE, type StudentConfig } from "../stages/training/presets.ts";
 import { accumulatedGrads } from "../stages/training/train.ts";
 import { peakRssMB } from "./peak_rss.ts";
 import { randomStudentBatch } from "./student_step_bench.ts";
@@ -34,12 +34,18 @@ const { values } = parseArgs({
     top: { type: "string", default: "12" },
     preset: { type: "string", default: "default" },
     steps: { type: "string", default: "1" },
+    threads: { type: "string" },
   },
 });
 
+if (values.threads !== undefined) setBlasOptions({ threads: Number(values.threads) });
 const info = await initBackend("auto");
 console.error(describeBackend(info));
-const base = values.preset === "paper" ? PAPER : DEFAULT;
+const base = values.preset === "paper"
+  ? PAPER
+  : values.preset === "reference"
+  ? REFERENCE
+  : DEFAULT;
 const t0 = Number(values.rows), B = Number(values.batch), D = Number(values.dim);
 const width = Number(values.width);
 const cfg: StudentConfig = {
