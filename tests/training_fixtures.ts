@@ -22,6 +22,7 @@ export const TINY_STUDENT: Readonly<StudentConfig> = {
   levels: 3,
   gnGroups: 4,
   numBins: 4,
+  downsample: 1,
   maxSeqLen: 64,
   regressionRanges: [[0, 4], [4, 8], [8, 10000]],
   batch: 2,
