@@ -26,6 +26,7 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
+import { parseWorkers, setWorkers } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
@@ -265,21 +266,29 @@ export function describeBackend(info: BackendInfo): string {
   return `backend ${backendLabel(info)} (${blas}${ad}; ${info.reason}${note})`;
 }
 
-/** Flags every command that computes accepts for the native BLAS (`node:util` parseArgs form). */
+/**
+ * Flags every command that computes accepts for the native BLAS and the student's workers
+ * (`node:util` parseArgs form).
+ */
 export const BLAS_FLAGS = {
   blas: { type: "string" },
   threads: { type: "string" },
+  workers: { type: "string" },
 } as const;
 
 /** Usage lines of {@linkcode BLAS_FLAGS}. */
 export const BLAS_USAGE =
   `  --blas PATH|off       native BLAS library for wasm matMuls (default: FUSTAL_BLAS, then
                         libopenblas.so.0 and other usual names; off: plain wasm)
-  --threads N           BLAS threads (default: every core)`;
+  --threads N           BLAS threads (default: every core)
+  --workers N           threads of the student stage (micro-batches, detection passes) on
+                        wasm: main thread + N-1 workers (default: FUSTAL_WORKERS, else the
+                        cores, at most 4; 1: no workers)`;
 
 /**
- * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}. A bad
- * `--threads` is an {@linkcode InputError} naming the command.
+ * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}, and
+ * `--workers` into `setWorkers` (`lib/workers.ts`). A bad `--threads` or `--workers` is an
+ * {@linkcode InputError} naming the command.
  */
 export function applyBlasFlags(command: string, values: Record<string, unknown>): void {
   const opts: BlasOptions = {};
@@ -294,4 +303,5 @@ export function applyBlasFlags(command: string, values: Record<string, unknown>)
     opts.threads = n;
   }
   setBlasOptions(opts);
+  if (values.workers !== undefined) setWorkers(parseWorkers(`${command}: --workers`, values.workers));
 }

@@ -1,0 +1,174 @@
+// The student's worker pool (stages/training/pool.ts): micro-batch gradients computed by
+// workers and summed in order are bit-identical to the main thread's accumulation, a pooled
+// detection pass equals the sequential one, and a short training run with two threads writes
+// the same weights and detections as with one.
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { tf } from "../deps.ts";
+import { initBackend } from "../lib/backend.ts";
+import { Rng } from "../lib/rng.ts";
+import { setWorkers } from "../lib/workers.ts";
+import { assignTargets } from "../stages/training/assign.ts";
+import { loadCheckpoint } from "../stages/training/checkpoint.ts";
+import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import { holdPool, pooledGrads, poolFor, poolStats } from "../stages/training/pool.ts";
+import type { StudentConfig } from "../stages/training/presets.ts";
+import {
+  accumulatedGrads,
+  CHECKPOINT_FILE,
+  detectSplit,
+  type StepBatch,
+  type StepGrads,
+  trainStudent,
+} from "../stages/training/train.ts";
+import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
+
+await initBackend("wasm");
+
+const CFG: StudentConfig = {
+  ...TINY_STUDENT,
+  sgpBranches: true,
+  sgpInitStd: 0.1,
+  dropPath: 0.1,
+  batch: 4,
+  microBatch: 1,
+};
+
+/** A batch of 4 items of different lengths, drop-path draws and targets. */
+function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
+  const B = cfg.batch, t0 = cfg.maxSeqLen;
+  const rng = new Rng(5);
+  const layout = makeLayout(t0, cfg);
+  const lens = [t0, 37, 50, t0];
+  const cls = new Float32Array(B * layout.total * K);
+  const reg = new Float32Array(B * layout.total * 2);
+  let numPos = 0;
+  lens.forEach((len, i) => {
+    const a = rng.int(0, len - 12);
+    const segs = i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
+    const t = assignTargets(segs, layout, len, K, cfg.regressionRanges, cfg.centerRadius);
+    cls.set(t.cls, i * layout.total * K);
+    reg.set(t.reg, i * layout.total * 2);
+    numPos += t.numPos;
+  });
+  const keep = () => Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 0 : 1 / 0.9));
+  return {
+    x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
+    lens,
+    dropPath: Array.from({ length: cfg.levels - 1 }, () => [keep(), keep()]),
+    milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
+    cls,
+    reg,
+    weak: Float32Array.from({ length: B * K }, (_, i) => (i % 4 === 1 ? 1 : 0)),
+    norm: Math.max(1, numPos),
+  };
+}
+
+/** The host values of a step's result (and frees it). */
+function host(r: StepGrads) {
+  const out = {
+    terms: [r.total, r.cls, r.reg, r.mil].map((t) => t.dataSync()[0]),
+    grads: Object.fromEntries(
+      Object.entries(r.grads).map(([k, g]) => [k, Array.from(g.dataSync())]),
+    ),
+  };
+  tf.dispose([r.total, r.cls, r.reg, r.mil, ...Object.values(r.grads)]);
+  return out;
+}
+
+Deno.test("pool: micro-batch gradients from workers equal the sequential sums bit for bit", async () => {
+  const D = 6, K = 3;
+  const specs = paramSpecs(CFG, D, K);
+  const vals = initValues(specs, new Rng(4));
+  const vars = Object.fromEntries(
+    specs.map((p) => [p.name, tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true)]),
+  );
+  const layout = makeLayout(CFG.maxSeqLen, CFG);
+  const batch = batchOf(CFG, D, K);
+  const seq = host(accumulatedGrads(vars, CFG, layout, D, K, batch));
+  assert.ok(seq.terms.every(Number.isFinite) && seq.terms[3] > 0, "every term is active");
+  const release = holdPool();
+  try {
+    // 2 threads: micro-batches 1 and 3 on the worker; 3 threads: 1 and 2 on two workers.
+    for (const n of [2, 3]) {
+      setWorkers(n);
+      const pool = await poolFor(CFG);
+      assert.ok(pool, `a pool of ${n} threads starts`);
+      const before = poolStats.gradJobs;
+      const pooled = host(await pooledGrads(pool, vars, CFG, layout, D, K, batch));
+      assert.equal(poolStats.gradJobs - before, n === 2 ? 2 : 2, "workers computed micro-batches");
+      assert.deepEqual(pooled.terms, seq.terms, `${n} threads: loss terms`);
+      assert.deepEqual(Object.keys(pooled.grads), Object.keys(seq.grads));
+      for (const k of Object.keys(seq.grads)) {
+        assert.deepEqual(pooled.grads[k], seq.grads[k], `${n} threads: gradient of ${k}`);
+      }
+    }
+  } finally {
+    release();
+    setWorkers(undefined);
+    tf.dispose(Object.values(vars));
+  }
+});
+
+Deno.test("pool: a pooled detection pass equals the sequential one", async () => {
+  const ds = tinyDataset({ nTrain: 2, nTest: 12, dim: 8 });
+  const specs = paramSpecs(TINY_STUDENT, 8, ds.classes.length);
+  const vals = initValues(specs, new Rng(9));
+  const params = Object.fromEntries(
+    specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]),
+  );
+  try {
+    setWorkers(1);
+    const seq = await detectSplit(ds, params, TINY_STUDENT);
+    assert.ok(seq.length > 0, "the untrained student detects something");
+    setWorkers(2);
+    const before = poolStats.detectJobs;
+    const pooled = await detectSplit(ds, params, TINY_STUDENT);
+    assert.ok(poolStats.detectJobs > before, "the worker detected some videos");
+    assert.deepEqual(pooled, seq);
+  } finally {
+    setWorkers(undefined);
+    tf.dispose(Object.values(params));
+  }
+});
+
+Deno.test("pool: a training run with 2 threads gives the weights and detections of 1", async () => {
+  const ds = tinyDataset({ nTrain: 8, nTest: 12, dim: 8 });
+  const labels = jitteredLabels(ds);
+  const config: StudentConfig = {
+    ...TINY_STUDENT,
+    epochs: 2,
+    switchEpoch: 1,
+    warmupEpochs: 1,
+    microBatch: 1,
+  };
+  const dir = await Deno.makeTempDir({ prefix: "fustal-pool-" });
+  try {
+    const runWith = async (n: number) => {
+      setWorkers(n);
+      const outDir = path.join(dir, `w${n}`);
+      const r = await trainStudent(ds, labels, { config, seed: 3, outDir });
+      const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
+      return { r, groups: ck.groups };
+    };
+    const one = await runWith(1);
+    const jobs = poolStats.gradJobs, dets = poolStats.detectJobs;
+    const two = await runWith(2);
+    assert.ok(poolStats.gradJobs > jobs, "the worker computed micro-batches");
+    assert.ok(poolStats.detectJobs > dets, "the worker detected videos");
+    assert.ok(one.r.test.length > 0);
+    assert.deepEqual(two.r.test, one.r.test, "final detections");
+    assert.deepEqual(two.r.testBeforeSwitch, one.r.testBeforeSwitch, "detections at the switch");
+    assert.deepEqual(two.r.curves, one.r.curves, "loss curves");
+    for (const g of ["model", "ema", "adam.m", "adam.v"]) {
+      const a = one.groups[g], b = two.groups[g];
+      assert.deepEqual(Object.keys(b), Object.keys(a));
+      for (const k of Object.keys(a)) {
+        assert.deepEqual(Array.from(b[k].data), Array.from(a[k].data), `${g}/${k}`);
+      }
+    }
+  } finally {
+    setWorkers(undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
