@@ -303,5 +303,7 @@ export function applyBlasFlags(command: string, values: Record<string, unknown>)
     opts.threads = n;
   }
   setBlasOptions(opts);
-  if (values.workers !== undefined) setWorkers(parseWorkers(`${command}: --workers`, values.workers));
+  if (values.workers !== undefined) {
+    setWorkers(parseWorkers(`${command}: --workers`, values.workers));
+  }
 }

@@ -7,7 +7,8 @@ import * as path from "node:path";
 import { tf } from "../deps.ts";
 import { initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
-import { setWorkers } from "../lib/workers.ts";
+import { InputError } from "../lib/errors.ts";
+import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
 import { assignTargets } from "../stages/training/assign.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
@@ -170,5 +171,77 @@ Deno.test("pool: a training run with 2 threads gives the weights and detections 
   } finally {
     setWorkers(undefined);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: an error inside a worker is the main path's error", async () => {
+  const ds = tinyDataset({ nTrain: 2, nTest: 12, dim: 8 });
+  // Video 1 (always a worker's, see below) has 7-d features: the input projection cannot take them.
+  const bad = ds.list("test")[1].id;
+  const broken = {
+    ...ds,
+    async *videos(s?: "train" | "test") {
+      for await (const v of ds.videos(s)) {
+        if (v.meta.id !== bad) yield v;
+        else {
+          const n = v.features.length * 7;
+          yield {
+            meta: v.meta,
+            features: { data: v.features.data.slice(0, n), length: v.features.length, dim: 7 },
+          };
+        }
+      }
+    },
+  };
+  const specs = paramSpecs(TINY_STUDENT, 8, ds.classes.length);
+  const vals = initValues(specs, new Rng(9));
+  const params = Object.fromEntries(
+    specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]),
+  );
+  const failure = async (n: number) => {
+    setWorkers(n);
+    try {
+      await detectSplit(broken, params, TINY_STUDENT);
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error("no error");
+  };
+  try {
+    const seq = await failure(1);
+    // The main thread takes video 0 and the worker's two queues videos 1 and 2, so the bad
+    // video is always detected by the worker.
+    const pooled = await failure(2);
+    assert.equal(pooled.constructor, seq.constructor);
+    assert.equal(pooled.message, seq.message);
+    assert.match(pooled.stack ?? "", /pool_worker\.ts/, "thrown inside the worker");
+  } finally {
+    setWorkers(undefined);
+    tf.dispose(Object.values(params));
+  }
+});
+
+Deno.test("pool: worker counts from --workers and FUSTAL_WORKERS", () => {
+  assert.equal(parseWorkers("--workers", "3"), 3);
+  assert.equal(parseWorkers("--workers", "0"), 1);
+  assert.throws(() => parseWorkers("train: --workers", "two"), /train: --workers: must be/);
+  assert.throws(() => parseWorkers("FUSTAL_WORKERS", "-1"), InputError);
+  setWorkers(3);
+  assert.equal(workerCount(), 3);
+  setWorkers(0);
+  assert.equal(workerCount(), 1);
+  setWorkers(undefined);
+  const env = Deno.env.get("FUSTAL_WORKERS");
+  try {
+    Deno.env.set("FUSTAL_WORKERS", "5");
+    assert.equal(workerCount(), 5);
+    Deno.env.set("FUSTAL_WORKERS", "x");
+    assert.throws(() => workerCount(), /FUSTAL_WORKERS: must be/);
+    Deno.env.delete("FUSTAL_WORKERS");
+    const cores = navigator.hardwareConcurrency;
+    assert.equal(workerCount(), Math.max(1, Math.min(MAX_DEFAULT_WORKERS, cores)));
+  } finally {
+    if (env === undefined) Deno.env.delete("FUSTAL_WORKERS");
+    else Deno.env.set("FUSTAL_WORKERS", env);
   }
 });

@@ -26,7 +26,7 @@
  */
 import { tf } from "../../deps.ts";
 import { InputError } from "../../lib/errors.ts";
-import { blasActive, blasInfo } from "../../lib/blas.ts";
+import { blasActive, blasInfo, capBlasThreads } from "../../lib/blas.ts";
 import { WasmHeapExhausted } from "../../lib/wasm_heap.ts";
 import { workerCount } from "../../lib/workers.ts";
 import type { ProgressSink } from "../../lib/plugin_types.ts";
@@ -39,8 +39,8 @@ import {
   accumulatedGrads,
   addGrads,
   type MicroBatch,
-  microBatchGrads,
   microBatches,
+  microBatchGrads,
   type StepBatch,
   type StepGrads,
 } from "./step.ts";
@@ -303,11 +303,27 @@ export async function pooledGrads(
 ): Promise<StepGrads> {
   const mbs = microBatches(cfg, layout, D, K, b);
   if (mbs.length < 2) return accumulatedGrads(vars, cfg, layout, D, K, b);
+  const cap = capBlasThreads(1);
+  try {
+    return await gradsOnThreads(pool, vars, cfg, layout, D, mbs);
+  } finally {
+    capBlasThreads(cap);
+  }
+}
+
+async function gradsOnThreads(
+  pool: StudentPool,
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  mbs: MicroBatch[],
+): Promise<StepGrads> {
   const P = Math.min(pool.workers.length + 1, mbs.length);
   const used = pool.workers.slice(0, P - 1);
   const w = await hostWeights(vars);
   const varNames = w.names.map((k) => vars[k].name);
-  const shapes = new Map(w.names.map((k, i) => [varNames[i], w.shapes[i]]));
+  const shapes = new Map(varNames.map((name, i) => [name, w.shapes[i]]));
   const loaded = used.map((pw) => quiet(pw.call({ kind: "vars", varNames, ...w })));
   const remote = new Map<number, Promise<RemoteGrads>>();
   mbs.forEach((m, j) => {
@@ -416,7 +432,17 @@ export async function pooledDetect(
   };
   // Every worker has the weights before the first video is handed out.
   await Promise.all(loaded);
-  await Promise.all([guard(mainLoop), ...pool.workers.map((pw) => guard(workerLoop(pw)))]);
+  const cap = capBlasThreads(1);
+  try {
+    // Two loops per worker keep a second video queued in it: a worker's reply is only read
+    // between two of the main thread's videos, and the worker need not wait for that.
+    await Promise.all([
+      guard(mainLoop),
+      ...pool.workers.flatMap((pw) => [guard(workerLoop(pw)), guard(workerLoop(pw))]),
+    ]);
+  } finally {
+    capBlasThreads(cap);
+  }
   if (failure) throw (failure as { e: unknown }).e;
   return out;
 }

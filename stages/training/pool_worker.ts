@@ -54,10 +54,16 @@ async function handle(req: PoolRequest): Promise<{ ok: unknown; transfer: Transf
       setBlasOptions({ path: req.blas, threads: 1 });
       const info = await initBackend("wasm");
       if (Boolean(info.blas) !== (req.blas !== "off")) {
-        throw new Error(`the worker's BLAS (${info.blasNote ?? "on"}) differs from the main thread's`);
+        throw new Error(
+          `the worker's BLAS (${info.blasNote ?? "on"}) differs from the main thread's`,
+        );
       }
       return {
-        ok: { backbones: [...BACKBONES.keys()], necks: [...NECKS.keys()], heads: [...HEADS.keys()] },
+        ok: {
+          backbones: [...BACKBONES.keys()],
+          necks: [...NECKS.keys()],
+          heads: [...HEADS.keys()],
+        },
         transfer: [],
       };
     }

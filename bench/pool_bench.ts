@@ -1,0 +1,138 @@
+/**
+ * Worker-pool benchmark (`stages/training/pool.ts`): in one run, the same student epoch and the
+ * same detection pass over the test videos with 1 thread (no workers) and with N threads (the
+ * main thread + N-1 workers), on the synthetic THUMOS'14-shaped default set (128-d), at the
+ * default student preset with `microBatch` set to half the batch (the presets keep 0: one
+ * micro-batch, which the pool leaves on the main thread). Prints seconds, the ratio, and
+ * whether the weights and detections are identical (they must be).
+ *
+ * ```
+ * deno run -A bench/pool_bench.ts [--root DIR] [--workers N] [--micro-batch M] [--json]
+ * ```
+ *
+ * @module
+ */
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { tf } from "../deps.ts";
+import { describeBackend, initBackend } from "../lib/backend.ts";
+import { setWorkers } from "../lib/workers.ts";
+import type { Detection } from "../lib/types.ts";
+import { openDataset } from "../datasets.ts";
+import { synthesize } from "../datasets/synth.ts";
+import { loadCheckpoint } from "../stages/training/checkpoint.ts";
+import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
+import { poolStats } from "../stages/training/pool.ts";
+import {
+  CHECKPOINT_FILE,
+  detectSplit,
+  loadStudent,
+  trainStudent,
+} from "../stages/training/train.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    root: { type: "string" },
+    workers: { type: "string", default: "2" },
+    "micro-batch": { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+});
+const N = Number(values.workers);
+const info = await initBackend("wasm");
+console.error(describeBackend(info));
+
+let root = values.root;
+if (!root) {
+  root = path.resolve(".cache/bench-training-synth");
+  try {
+    await Deno.stat(path.join(root, "actionformer/annotations/thumos14.json"));
+  } catch {
+    await synthesize({ out: root, dim: 128, seed: 0 });
+  }
+  root = path.join(root, "actionformer");
+}
+const ds = await openDataset(root);
+const labels: Detection[] = ds.list("train").flatMap((m) =>
+  m.annotations.map((a) => ({ videoId: m.id, label: a.label, score: 1, segment: a.segment }))
+);
+const micro = values["micro-batch"] ? Number(values["micro-batch"]) : DEFAULT.batch / 2;
+const cfg: StudentConfig = { ...DEFAULT, microBatch: micro, epochs: 1, switchEpoch: 1 };
+const dir = await Deno.makeTempDir({ prefix: "fustal-pool-bench-" });
+
+/** One epoch with `n` threads: seconds, and the weights written. */
+async function epoch(n: number) {
+  setWorkers(n);
+  const outDir = path.join(dir, `w${n}`);
+  const t = performance.now();
+  await trainStudent(ds, labels, { config: cfg, seed: 0, outDir, evalTest: false });
+  const seconds = (performance.now() - t) / 1000;
+  const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
+  return { seconds, model: ck.groups.model, file: path.join(outDir, CHECKPOINT_FILE) };
+}
+
+/** One detection pass over the test videos with `n` threads. */
+async function detect(n: number, params: Record<string, tf.Tensor>) {
+  setWorkers(n);
+  const t = performance.now();
+  const dets = await detectSplit(ds, params, cfg);
+  return { seconds: (performance.now() - t) / 1000, dets };
+}
+
+try {
+  const e1 = await epoch(1);
+  const jobs = poolStats.gradJobs;
+  const eN = await epoch(N);
+  const sameWeights = Object.keys(e1.model).every((k) =>
+    e1.model[k].data.every((v, i) => Object.is(v, eN.model[k].data[i]))
+  );
+  const { params } = await loadStudent(e1.file, "raw");
+  const d1 = await detect(1, params);
+  const dets = poolStats.detectJobs;
+  const dN = await detect(N, params);
+  tf.dispose(Object.values(params));
+  const sameDets = JSON.stringify(d1.dets) === JSON.stringify(dN.dets);
+  const steps = Math.floor(ds.list("train").length / cfg.batch);
+  const row = {
+    backend: describeBackend(info),
+    cores: navigator.hardwareConcurrency,
+    workers: N,
+    microBatch: micro,
+    epoch: {
+      steps,
+      seconds1: e1.seconds,
+      secondsN: eN.seconds,
+      speedup: e1.seconds / eN.seconds,
+      workerMicroBatches: poolStats.gradJobs - jobs,
+      identicalWeights: sameWeights,
+    },
+    detection: {
+      videos: ds.list("test").length,
+      seconds1: d1.seconds,
+      secondsN: dN.seconds,
+      speedup: d1.seconds / dN.seconds,
+      workerVideos: poolStats.detectJobs - dets,
+      identicalDetections: sameDets,
+    },
+  };
+  if (values.json) console.log(JSON.stringify(row));
+  else {
+    const f = (x: number) => x.toFixed(2);
+    console.log(`| work | 1 thread (s) | ${N} threads (s) | speedup | identical |`);
+    console.log(`| --- | --- | --- | --- | --- |`);
+    console.log(
+      `| student epoch (${steps} steps, batch ${cfg.batch}, microBatch ${micro}; ` +
+        `${row.epoch.workerMicroBatches} micro-batches on workers) | ${f(e1.seconds)} | ` +
+        `${f(eN.seconds)} | ${f(row.epoch.speedup)}x | ${sameWeights ? "yes" : "NO"} |`,
+    );
+    console.log(
+      `| detection pass (${row.detection.videos} test videos; ${row.detection.workerVideos} ` +
+        `on workers) | ${f(d1.seconds)} | ${f(dN.seconds)} | ${f(row.detection.speedup)}x | ` +
+        `${sameDets ? "yes" : "NO"} |`,
+    );
+  }
+} finally {
+  setWorkers(undefined);
+  await Deno.remove(dir, { recursive: true });
+}
