@@ -46,7 +46,7 @@ import {
 } from "./step.ts";
 
 /** Work the workers have done in this process (tests and benchmarks check the pool ran). */
-export const poolStats = { gradJobs: 0, detectJobs: 0, started: 0 };
+export const poolStats = { gradJobs: 0, detectJobs: 0, started: 0, workerErrors: 0 };
 
 /** Fewest videos of a split for which a detection pass uses the pool (below: main thread). */
 export const POOL_MIN_VIDEOS = 8;
@@ -129,7 +129,10 @@ class PoolWorker {
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
-      if ("error" in r) p.reject(revive(r.error));
+      if ("error" in r) {
+        poolStats.workerErrors++;
+        p.reject(revive(r.error));
+      }
       else p.resolve(r.ok);
     };
     this.#w.onerror = (e: ErrorEvent) => {
