@@ -266,29 +266,23 @@ export function describeBackend(info: BackendInfo): string {
   return `backend ${backendLabel(info)} (${blas}${ad}; ${info.reason}${note})`;
 }
 
-/**
- * Flags every command that computes accepts for the native BLAS and the student's workers
- * (`node:util` parseArgs form).
- */
+/** Flags every command that computes accepts for the native BLAS (`node:util` parseArgs form). */
 export const BLAS_FLAGS = {
   blas: { type: "string" },
   threads: { type: "string" },
-  workers: { type: "string" },
 } as const;
 
 /** Usage lines of {@linkcode BLAS_FLAGS}. */
 export const BLAS_USAGE =
   `  --blas PATH|off       native BLAS library for wasm matMuls (default: FUSTAL_BLAS, then
                         libopenblas.so.0 and other usual names; off: plain wasm)
-  --threads N           BLAS threads (default: every core)
-  --workers N           threads of the student stage (micro-batches, detection passes) on
-                        wasm: main thread + N-1 workers (default: FUSTAL_WORKERS, else the
-                        cores, at most 4; 1: no workers)`;
+  --threads N           BLAS threads (default: every core)`;
 
 /**
  * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}, and
- * `--workers` into `setWorkers` (`lib/workers.ts`). A bad `--threads` or `--workers` is an
- * {@linkcode InputError} naming the command.
+ * `--workers` (the commands that train a student: `lib/workers.ts` `WORKER_FLAGS`) into
+ * `setWorkers`. A bad `--threads` or `--workers` is an {@linkcode InputError} naming the
+ * command.
  */
 export function applyBlasFlags(command: string, values: Record<string, unknown>): void {
   const opts: BlasOptions = {};

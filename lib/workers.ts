@@ -15,6 +15,15 @@
  */
 import { InputError } from "./errors.ts";
 
+/** The `--workers` flag of the commands that train a student (`node:util` parseArgs form). */
+export const WORKER_FLAGS = { workers: { type: "string" } } as const;
+
+/** Usage lines of {@linkcode WORKER_FLAGS}. */
+export const WORKERS_USAGE =
+  `  --workers N           threads of the student stage on wasm (detection passes, micro-batches):
+                        the main thread + N-1 workers (default: FUSTAL_WORKERS, else the
+                        cores, at most 4; 1: no workers)`;
+
 /** Largest worker count chosen by default (an explicit setting may be higher). */
 export const MAX_DEFAULT_WORKERS = 4;
 

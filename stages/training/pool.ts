@@ -132,8 +132,7 @@ class PoolWorker {
       if ("error" in r) {
         poolStats.workerErrors++;
         p.reject(revive(r.error));
-      }
-      else p.resolve(r.ok);
+      } else p.resolve(r.ok);
     };
     this.#w.onerror = (e: ErrorEvent) => {
       // Keep a crashed worker from taking the process down: its requests fail instead.
