@@ -28,6 +28,7 @@ import {
 import { guardWasmHeap } from "./wasm_heap.ts";
 import { parseWorkers, setWorkers } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
+export { setWorkers, workerCount } from "./workers.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
 export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";

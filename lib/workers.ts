@@ -62,12 +62,10 @@ export function setWorkers(n: number | undefined): void {
 
 /** Whether this runtime can run the toolkit's module workers (Deno's main thread). */
 export function workersSupported(): boolean {
-  const g = globalThis as { Deno?: unknown; Bun?: unknown; Worker?: unknown; window?: unknown };
-  // Inside a worker `self` is a WorkerGlobalScope without `window`-like main-thread globals;
-  // workers never start workers of their own.
+  const g = globalThis as { Deno?: unknown; Bun?: unknown; Worker?: unknown };
+  // `WorkerGlobalScope` exists inside workers only: workers never start workers of their own.
   const inWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
-      "undefined" && globalThis instanceof
-      (globalThis as unknown as { WorkerGlobalScope: new () => unknown }).WorkerGlobalScope;
+    "undefined";
   return Boolean(g.Deno) && !g.Bun && typeof g.Worker === "function" && !inWorker;
 }
 

@@ -126,8 +126,6 @@ export async function trainStudent(
   const D = dataset.featureDim;
   const rng = new Rng(opts.seed);
   let state: TrainState;
-  // Workers (pool.ts) live for the whole run; they start on first use.
-  const releasePool = holdPool();
   if (opts.resume && ckptFile && (await exists(ckptFile))) {
     const restored = await restoreState(ckptFile, dataset.classes, D, rng);
     state = restored.state;
@@ -136,6 +134,8 @@ export async function trainStudent(
   } else {
     state = freshState(cfg, D, dataset.classes.length, opts.seed);
   }
+  // Workers (pool.ts) live for the whole run; they start on first use.
+  const releasePool = holdPool();
   try {
     const div = 2 ** (cfg.levels - 1);
     if (cfg.maxSeqLen % div !== 0) {
