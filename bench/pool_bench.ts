@@ -40,6 +40,15 @@ const { values } = parseArgs({
   },
 });
 const N = Number(values.workers);
+/** The 1-minute load average (Linux), to show how busy the machine was. */
+async function load(): Promise<number | null> {
+  try {
+    return Number((await Deno.readTextFile("/proc/loadavg")).split(" ")[0]);
+  } catch {
+    return null;
+  }
+}
+const loadBefore = await load();
 const info = await initBackend("wasm");
 console.error(describeBackend(info));
 
@@ -96,6 +105,7 @@ try {
   const steps = Math.floor(ds.list("train").length / cfg.batch);
   const row = {
     backend: describeBackend(info),
+    loadAverage: [loadBefore, await load()],
     cores: navigator.hardwareConcurrency,
     workers: N,
     microBatch: micro,
@@ -119,6 +129,7 @@ try {
   if (values.json) console.log(JSON.stringify(row));
   else {
     const f = (x: number) => x.toFixed(2);
+    console.log(`1-min load average before / after: ${row.loadAverage.join(" / ")}`);
     console.log(`| work | 1 thread (s) | ${N} threads (s) | speedup | identical |`);
     console.log(`| --- | --- | --- | --- | --- |`);
     console.log(
