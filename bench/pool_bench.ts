@@ -70,12 +70,12 @@ const micro = values["micro-batch"] ? Number(values["micro-batch"]) : DEFAULT.ba
 const cfg: StudentConfig = { ...DEFAULT, microBatch: micro, epochs: 1, switchEpoch: 1 };
 const dir = await Deno.makeTempDir({ prefix: "fustal-pool-bench-" });
 
-/** One epoch with `n` threads: seconds, and the weights written. */
-async function epoch(n: number) {
+/** One epoch with `n` threads (`micro` items per micro-batch): seconds, the weights written. */
+async function epoch(n: number, config = cfg) {
   setWorkers(n);
-  const outDir = path.join(dir, `w${n}`);
+  const outDir = path.join(dir, `w${n}-m${config.microBatch}`);
   const t = performance.now();
-  await trainStudent(ds, labels, { config: cfg, seed: 0, outDir, evalTest: false });
+  await trainStudent(ds, labels, { config, seed: 0, outDir, evalTest: false });
   const seconds = (performance.now() - t) / 1000;
   const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
   return { seconds, model: ck.groups.model, file: path.join(outDir, CHECKPOINT_FILE) };
@@ -93,6 +93,8 @@ try {
   const e1 = await epoch(1);
   const jobs = poolStats.gradJobs;
   const eN = await epoch(N);
+  // The presets' numerics (one micro-batch per step: the main thread alone), for reference.
+  const e0 = await epoch(1, { ...cfg, microBatch: 0 });
   const sameWeights = Object.keys(e1.model).every((k) =>
     e1.model[k].data.every((v, i) => Object.is(v, eN.model[k].data[i]))
   );
@@ -116,6 +118,7 @@ try {
       speedup: e1.seconds / eN.seconds,
       workerMicroBatches: poolStats.gradJobs - jobs,
       identicalWeights: sameWeights,
+      secondsWholeBatch: e0.seconds,
     },
     detection: {
       videos: ds.list("test").length,
@@ -136,6 +139,10 @@ try {
       `| student epoch (${steps} steps, batch ${cfg.batch}, microBatch ${micro}; ` +
         `${row.epoch.workerMicroBatches} micro-batches on workers) | ${f(e1.seconds)} | ` +
         `${f(eN.seconds)} | ${f(row.epoch.speedup)}x | ${sameWeights ? "yes" : "NO"} |`,
+    );
+    console.log(
+      `| reference: the same epoch with microBatch 0 (the presets' one pass per step) | ` +
+        `${f(e0.seconds)} | - | - | - |`,
     );
     console.log(
       `| detection pass (${row.detection.videos} test videos; ${row.detection.workerVideos} ` +

@@ -26,7 +26,7 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
-import { parseWorkers, setWorkers } from "./workers.ts";
+import { parseWorkers, setWorkers, workerCount } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
 export { setWorkers, workerCount } from "./workers.ts";
 
@@ -283,7 +283,7 @@ export const BLAS_USAGE =
  * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}, and
  * `--workers` (the commands that train a student: `lib/workers.ts` `WORKER_FLAGS`) into
  * `setWorkers`. A bad `--threads` or `--workers` is an {@linkcode InputError} naming the
- * command.
+ * command, a bad `FUSTAL_WORKERS` one naming the variable.
  */
 export function applyBlasFlags(command: string, values: Record<string, unknown>): void {
   const opts: BlasOptions = {};
@@ -300,5 +300,5 @@ export function applyBlasFlags(command: string, values: Record<string, unknown>)
   setBlasOptions(opts);
   if (values.workers !== undefined) {
     setWorkers(parseWorkers(`${command}: --workers`, values.workers));
-  }
+  } else workerCount(); // a bad FUSTAL_WORKERS is reported now, not at the first detection pass
 }
