@@ -12,16 +12,24 @@ import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../l
 import { assignTargets } from "../stages/training/assign.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
-import { holdPool, pooledGrads, poolFor, poolStats } from "../stages/training/pool.ts";
+import {
+  holdPool,
+  pooledGrads,
+  poolFor,
+  poolStats,
+  reviveWorkerError,
+} from "../stages/training/pool.ts";
 import type { StudentConfig } from "../stages/training/presets.ts";
 import {
   accumulatedGrads,
   CHECKPOINT_FILE,
   detectSplit,
+  heapExhaustedError,
   type StepBatch,
   type StepGrads,
   trainStudent,
 } from "../stages/training/train.ts";
+import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
 import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
 
 await initBackend("wasm");
@@ -245,4 +253,20 @@ Deno.test("pool: worker counts from --workers and FUSTAL_WORKERS", () => {
     if (env === undefined) Deno.env.delete("FUSTAL_WORKERS");
     else Deno.env.set("FUSTAL_WORKERS", env);
   }
+});
+
+Deno.test("pool: a worker's exhausted heap and input errors come back as the same errors", () => {
+  const heap = reviveWorkerError({ name: "WasmHeapExhausted", message: "x", bytes: 2 ** 31 });
+  assert.ok(heap instanceof WasmHeapExhausted);
+  const line = heapExhaustedError(heap, { ...CFG, batch: 8, microBatch: 2 }, 64);
+  assert.ok(line instanceof InputError);
+  assert.match(line.message, /wasm heap .* exhausted .* microBatch=1/);
+  assert.ok(!line.message.includes("\n"));
+  const input = reviveWorkerError({ name: "InputError", message: "bad thing", exitCode: 2 });
+  assert.ok(input instanceof InputError);
+  assert.equal(input.exitCode, 2);
+  assert.equal(input.message, "bad thing");
+  const raw = reviveWorkerError({ name: "RuntimeError", message: "memory access out of bounds" });
+  assert.equal(raw.name, "RuntimeError");
+  assert.ok(heapExhaustedError(raw, CFG, 64) instanceof InputError);
 });

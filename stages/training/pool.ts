@@ -103,8 +103,12 @@ interface WorkerParts {
   heads: string[];
 }
 
-/** The error a worker reported, as the same kind of error on this thread. */
-function revive(e: WorkerError): Error {
+/**
+ * The error a worker reported, as the same kind of error on this thread: an exhausted wasm heap
+ * stays a {@linkcode WasmHeapExhausted} (the step turns it into its one-line error), an
+ * {@linkcode InputError} keeps its exit code, anything else keeps its name and message.
+ */
+export function reviveWorkerError(e: WorkerError): Error {
   if (e.name === "WasmHeapExhausted") return new WasmHeapExhausted(e.bytes ?? 0);
   if (e.name === "InputError" || e.exitCode !== undefined) {
     return new InputError(e.message, e.exitCode);
@@ -131,7 +135,7 @@ class PoolWorker {
       this.#pending.delete(r.id);
       if ("error" in r) {
         poolStats.workerErrors++;
-        p.reject(revive(r.error));
+        p.reject(reviveWorkerError(r.error));
       } else p.resolve(r.ok);
     };
     this.#w.onerror = (e: ErrorEvent) => {
