@@ -30,7 +30,13 @@ import {
   trainStudent,
 } from "../stages/training/train.ts";
 import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
-import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
+import { run as predictCommand } from "../cli/predict.ts";
+import {
+  jitteredLabels,
+  TINY_STUDENT,
+  tinyDataset,
+  writeActionFormer,
+} from "./training_fixtures.ts";
 
 await initBackend("wasm");
 
@@ -176,6 +182,20 @@ Deno.test("pool: a training run with 2 threads gives the weights and detections 
         assert.deepEqual(Array.from(b[k].data), Array.from(a[k].data), `${g}/${k}`);
       }
     }
+    // `predict --root` spreads the videos over the workers too, with the same output.
+    const data = path.join(dir, "data");
+    await writeActionFormer(ds, data);
+    const predict = async (n: number) => {
+      const out = path.join(dir, `pred${n}.json`);
+      const ckpt = path.join(dir, "w1", CHECKPOINT_FILE);
+      const args = ["--checkpoint", ckpt, "--root", data, "--out", out, "--workers", String(n)];
+      assert.equal(await predictCommand([...args, "--backend", "wasm"]), 0);
+      return await Deno.readTextFile(out);
+    };
+    const p1 = await predict(1);
+    const before = poolStats.detectJobs;
+    assert.equal(await predict(2), p1);
+    assert.ok(poolStats.detectJobs > before, "predict used the worker");
   } finally {
     setWorkers(undefined);
     await Deno.remove(dir, { recursive: true });
