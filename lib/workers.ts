@@ -4,12 +4,11 @@
  * `FUSTAL_WORKERS` environment variable; `1` (or `0`) runs everything on the main thread, as
  * before workers existed.
  *
- * Default: the machine's logical cores, at most {@linkcode MAX_DEFAULT_WORKERS}, under Deno;
- * 1 under Bun and elsewhere. Every worker holds its own tfjs-wasm module (its own heap, up to
- * 4 GB, and a copy of the weights), so the default stops at four; the work that goes to
- * workers (micro-batches of a step, videos of a detection pass) rarely has more independent
- * parts than that at the CPU presets. Bun's module workers do not get the preload plugin that
- * resolves the toolkit's `npm:` imports, so Bun runs without workers.
+ * Default: the machine's logical cores, at most {@linkcode MAX_DEFAULT_WORKERS}, under Deno and
+ * Bun; 1 elsewhere and inside a worker. Every worker holds its own tfjs-wasm module (its own
+ * heap, up to 4 GB, and a copy of the weights), so the default stops at four; the work that goes
+ * to workers (micro-batches of a step, videos of a detection pass) rarely has more independent
+ * parts than that at the CPU presets.
  *
  * @module
  */
@@ -60,13 +59,13 @@ export function setWorkers(n: number | undefined): void {
   explicit = n === undefined ? undefined : Math.max(1, n);
 }
 
-/** Whether this runtime can run the toolkit's module workers (Deno's main thread). */
+/** Whether this runtime can run the toolkit's module workers (Deno's or Bun's main thread). */
 export function workersSupported(): boolean {
   const g = globalThis as { Deno?: unknown; Bun?: unknown; Worker?: unknown };
   // `WorkerGlobalScope` exists inside workers only: workers never start workers of their own.
   const inWorker = typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
     "undefined";
-  return Boolean(g.Deno) && !g.Bun && typeof g.Worker === "function" && !inWorker;
+  return Boolean(g.Deno || g.Bun) && typeof g.Worker === "function" && !inWorker;
 }
 
 /**

@@ -16,8 +16,8 @@
  *   dataset's order.
  *
  * Workers run only on the wasm backend (with or without native BLAS: a worker loads the same
- * library, on one BLAS thread); on cpu and WebGPU, under Bun, or with a model part a plugin
- * registered on the main thread only, everything runs on the main thread. The pool lives while
+ * library, on one BLAS thread), under Deno and Bun; on cpu and WebGPU, or with a model part a
+ * plugin registered on the main thread only, everything runs on the main thread. The pool lives while
  * someone holds it ({@linkcode holdPool}: a training run, a detection pass) and its workers are
  * terminated when the last holder lets go. An error inside a worker is re-thrown on the main
  * thread as the same kind of error (an exhausted wasm heap, an {@linkcode InputError}).
@@ -127,7 +127,12 @@ class PoolWorker {
   #dead: Error | null = null;
 
   constructor() {
-    this.#w = new Worker(new URL("./pool_worker.ts", import.meta.url).href, { type: "module" });
+    const url = new URL("./pool_worker.ts", import.meta.url).href;
+    // Bun's workers do not run the bunfig preload that resolves `npm:` imports: name it.
+    const bun = (globalThis as { Bun?: unknown }).Bun
+      ? { preload: [new URL("../../bun-npm-plugin.ts", import.meta.url).href] }
+      : {};
+    this.#w = new Worker(url, { type: "module", ...bun } as WorkerOptions);
     this.#w.onmessage = (e: MessageEvent) => {
       const r = e.data as PoolReply;
       const p = this.#pending.get(r.id);
