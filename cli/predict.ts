@@ -40,7 +40,8 @@ import {
 export const usage =
   `predict --checkpoint CKPT (--root DIR [--layout NAME] [--split test|train|all] |
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
-        [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--workers N] [--shard i/n | --shard-count N] [--json]
+        [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--workers N]
+        [--shard i/n | --shard-count N] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:

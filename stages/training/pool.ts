@@ -16,11 +16,13 @@
  *   dataset's order.
  *
  * Workers run only on the wasm backend (with or without native BLAS: a worker loads the same
- * library, on one BLAS thread), under Deno and Bun; on cpu and WebGPU, or with a model part a
- * plugin registered on the main thread only, everything runs on the main thread. The pool lives while
- * someone holds it ({@linkcode holdPool}: a training run, a detection pass) and its workers are
- * terminated when the last holder lets go. An error inside a worker is re-thrown on the main
- * thread as the same kind of error (an exhausted wasm heap, an {@linkcode InputError}).
+ * library), under Deno and Bun; on cpu and WebGPU, or with a model part a plugin registered on
+ * the main thread only, everything runs on the main thread. The library's thread count is one
+ * setting for the whole process, so while workers compute every product runs on one BLAS
+ * thread. The pool lives while someone holds it ({@linkcode holdPool}: a training run, a
+ * detection pass) and its workers are terminated when the last holder lets go. An error inside
+ * a worker is re-thrown on the main thread as the same kind of error (an exhausted wasm heap,
+ * an {@linkcode InputError}).
  *
  * @module
  */
@@ -48,7 +50,11 @@ import {
 /** Work the workers have done in this process (tests and benchmarks check the pool ran). */
 export const poolStats = { gradJobs: 0, detectJobs: 0, started: 0, workerErrors: 0 };
 
-/** Fewest videos of a split for which a detection pass uses the pool (below: main thread). */
+/**
+ * Fewest videos of a split for which a detection pass uses the pool (below: main thread alone).
+ * Starting a worker (its own tfjs and wasm module) takes about as long as detecting a few
+ * default-size videos.
+ */
 export const POOL_MIN_VIDEOS = 8;
 
 /** Weights on the host: record keys, tensor names, shapes and values. */
