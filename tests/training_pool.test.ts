@@ -141,6 +141,19 @@ Deno.test("pool: a pooled detection pass equals the sequential one", async () =>
     const pooled = await detectSplit(ds, params, TINY_STUDENT);
     assert.ok(poolStats.detectJobs > before, "the worker detected some videos");
     assert.deepEqual(pooled, seq);
+    // Two passes at once with other weights: the workers take them one after the other.
+    const other = Object.fromEntries(Object.entries(params).map(([k, t]) => [k, tf.mul(t, 0.5)]));
+    setWorkers(1);
+    const seqOther = await detectSplit(ds, other, TINY_STUDENT);
+    setWorkers(2);
+    const [a, b] = await Promise.all([
+      detectSplit(ds, params, TINY_STUDENT),
+      detectSplit(ds, other, TINY_STUDENT),
+    ]);
+    tf.dispose(Object.values(other));
+    assert.notDeepEqual(seqOther, seq);
+    assert.deepEqual(a, seq);
+    assert.deepEqual(b, seqOther);
   } finally {
     setWorkers(undefined);
     tf.dispose(Object.values(params));

@@ -208,6 +208,18 @@ export class StudentPool {
     });
   }
 
+  #turn: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `fn` when the work given to the pool before it is done: the workers hold one set of
+   * weights at a time, so two passes must not interleave.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#turn.then(fn, fn);
+    this.#turn = run.catch(() => {});
+    return run;
+  }
+
   /** Whether every worker is alive. */
   get alive(): boolean {
     return this.workers.every((w) => !w.dead);
@@ -320,12 +332,14 @@ export async function pooledGrads(
 ): Promise<StepGrads> {
   const mbs = microBatches(cfg, layout, D, K, b);
   if (mbs.length < 2) return accumulatedGrads(vars, cfg, layout, D, K, b);
-  const cap = capBlasThreads(1);
-  try {
-    return await gradsOnThreads(pool, vars, cfg, layout, D, mbs);
-  } finally {
-    capBlasThreads(cap);
-  }
+  return await pool.exclusive(async () => {
+    const cap = capBlasThreads(1);
+    try {
+      return await gradsOnThreads(pool, vars, cfg, layout, D, mbs);
+    } finally {
+      capBlasThreads(cap);
+    }
+  });
 }
 
 async function gradsOnThreads(
@@ -395,7 +409,19 @@ interface SplitVideo {
  * thread with `local`, or a worker with `predictVideo` on a copy of `params`), returned per
  * video in the order of `videos`. Reports each finished video to `progress`.
  */
-export async function pooledDetect(
+export function pooledDetect(
+  pool: StudentPool,
+  videos: AsyncIterable<SplitVideo>,
+  params: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  classes: string[],
+  local: (v: SplitVideo) => Promise<Detection[]>,
+  progress?: ProgressSink,
+): Promise<Detection[][]> {
+  return pool.exclusive(() => detectOnThreads(pool, videos, params, cfg, classes, local, progress));
+}
+
+async function detectOnThreads(
   pool: StudentPool,
   videos: AsyncIterable<SplitVideo>,
   params: Record<string, tf.Tensor>,
