@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import * as path from "node:path";
 import { tf } from "../deps.ts";
 import { initBackend } from "../lib/backend.ts";
+import { blasActive, capBlasThreads, MULTI_THREAD_WORK } from "../lib/blas.ts";
 import { Rng } from "../lib/rng.ts";
 import { InputError } from "../lib/errors.ts";
 import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
@@ -302,4 +303,23 @@ Deno.test("pool: a worker's exhausted heap and input errors come back as the sam
   const raw = reviveWorkerError({ name: "RuntimeError", message: "memory access out of bounds" });
   assert.equal(raw.name, "RuntimeError");
   assert.ok(heapExhaustedError(raw, CFG, 64) instanceof InputError);
+});
+
+Deno.test("pool: one BLAS thread (the cap while workers compute) gives the same products", () => {
+  if (!blasActive()) {
+    console.log("SKIP: no native BLAS (the cap only concerns it)");
+    return;
+  }
+  // Products above MULTI_THREAD_WORK run on every BLAS thread unless the pool caps them.
+  for (const [m, k, n] of [[1024, 384, 512], [4097, 1536, 128]]) {
+    assert.ok(m * k * n >= MULTI_THREAD_WORK);
+    const a = tf.randomNormal([m, k], 0, 1, "float32", 1);
+    const b = tf.randomNormal([k, n], 0, 1, "float32", 2);
+    const all = tf.matMul(a, b).dataSync();
+    const prev = capBlasThreads(1);
+    const one = tf.matMul(a, b).dataSync();
+    capBlasThreads(prev);
+    tf.dispose([a, b]);
+    assert.deepEqual(Array.from(one), Array.from(all), `${m}x${k}x${n}`);
+  }
 });
