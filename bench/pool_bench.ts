@@ -49,6 +49,15 @@ async function load(): Promise<number | null> {
   }
 }
 const loadBefore = await load();
+/** CPU seconds of this process so far, every thread (Linux), or NaN. */
+async function cpuSeconds(): Promise<number> {
+  try {
+    const f = (await Deno.readTextFile("/proc/self/stat")).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks of 1/100 s
+  } catch {
+    return NaN;
+  }
+}
 const info = await initBackend("wasm");
 console.error(describeBackend(info));
 
@@ -70,26 +79,63 @@ const micro = values["micro-batch"] ? Number(values["micro-batch"]) : DEFAULT.ba
 const cfg: StudentConfig = { ...DEFAULT, microBatch: micro, epochs: 1, switchEpoch: 1 };
 const dir = await Deno.makeTempDir({ prefix: "fustal-pool-bench-" });
 
+/**
+ * The machine's ceiling now: two equal CPU-bound JS loops (no tfjs) on the main thread one after
+ * the other vs on the main thread and a worker at once. On a free 2-core machine this is ~2x; a
+ * loaded machine (the kernel shares the CPU per session) gives this process less.
+ */
+async function spinCeiling(): Promise<number> {
+  const n = 2e8;
+  const body = `let x = 0; for (let i = 0; i < n; i++) x += Math.sqrt(i); return x;`;
+  const spin = new Function("n", body) as (n: number) => number;
+  const code = `const spin = new Function("n", ${JSON.stringify(body)});
+self.onmessage = (e) => self.postMessage(spin(e.data));`;
+  const w = new Worker(`data:application/javascript,${encodeURIComponent(code)}`, {
+    type: "module",
+  });
+  const ask = (k: number) =>
+    new Promise((r) => {
+      w.onmessage = r;
+      w.postMessage(k);
+    });
+  await ask(1000);
+  let t = performance.now();
+  spin(n);
+  spin(n);
+  const one = performance.now() - t;
+  t = performance.now();
+  const p = ask(n);
+  spin(n);
+  await p;
+  const two = performance.now() - t;
+  w.terminate();
+  return one / two;
+}
+
 /** One epoch with `n` threads (`micro` items per micro-batch): seconds, the weights written. */
 async function epoch(n: number, config = cfg) {
   setWorkers(n);
   const outDir = path.join(dir, `w${n}-m${config.microBatch}`);
+  const c = await cpuSeconds();
   const t = performance.now();
   await trainStudent(ds, labels, { config, seed: 0, outDir, evalTest: false });
   const seconds = (performance.now() - t) / 1000;
+  const cpu = (await cpuSeconds()) - c;
   const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
-  return { seconds, model: ck.groups.model, file: path.join(outDir, CHECKPOINT_FILE) };
+  return { seconds, cpu, model: ck.groups.model, file: path.join(outDir, CHECKPOINT_FILE) };
 }
 
 /** One detection pass over the test videos with `n` threads. */
 async function detect(n: number, params: Record<string, tf.Tensor>) {
   setWorkers(n);
+  const c = await cpuSeconds();
   const t = performance.now();
   const dets = await detectSplit(ds, params, cfg);
-  return { seconds: (performance.now() - t) / 1000, dets };
+  return { seconds: (performance.now() - t) / 1000, cpu: (await cpuSeconds()) - c, dets };
 }
 
 try {
+  const ceilingBefore = await spinCeiling();
   const e1 = await epoch(1);
   const jobs = poolStats.gradJobs;
   const eN = await epoch(N);
@@ -105,7 +151,10 @@ try {
   tf.dispose(Object.values(params));
   const sameDets = JSON.stringify(d1.dets) === JSON.stringify(dN.dets);
   const steps = Math.floor(ds.list("train").length / cfg.batch);
+  const ceilingAfter = await spinCeiling();
   const row = {
+    /** Speed-up of two independent CPU loops on 2 threads, before and after (the ceiling). */
+    spinCeiling: [ceilingBefore, ceilingAfter],
     backend: describeBackend(info),
     loadAverage: [loadBefore, await load()],
     cores: navigator.hardwareConcurrency,
@@ -116,6 +165,8 @@ try {
       seconds1: e1.seconds,
       secondsN: eN.seconds,
       speedup: e1.seconds / eN.seconds,
+      cpuSeconds1: e1.cpu,
+      cpuSecondsN: eN.cpu,
       workerMicroBatches: poolStats.gradJobs - jobs,
       identicalWeights: sameWeights,
       secondsWholeBatch: e0.seconds,
@@ -125,6 +176,8 @@ try {
       seconds1: d1.seconds,
       secondsN: dN.seconds,
       speedup: d1.seconds / dN.seconds,
+      cpuSeconds1: d1.cpu,
+      cpuSecondsN: dN.cpu,
       workerVideos: poolStats.detectJobs - dets,
       identicalDetections: sameDets,
     },
@@ -133,21 +186,28 @@ try {
   else {
     const f = (x: number) => x.toFixed(2);
     console.log(`1-min load average before / after: ${row.loadAverage.join(" / ")}`);
-    console.log(`| work | 1 thread (s) | ${N} threads (s) | speedup | identical |`);
-    console.log(`| --- | --- | --- | --- | --- |`);
+    console.log(
+      `ceiling (two CPU loops, 1 vs 2 threads) before / after: ` +
+        row.spinCeiling.map((x) => `${f(x)}x`).join(" / "),
+    );
+    console.log(
+      `| work | 1 thread (s) | ${N} threads (s) | speedup | CPU s, 1 / ${N} threads | identical |`,
+    );
+    console.log(`| --- | --- | --- | --- | --- | --- |`);
     console.log(
       `| student epoch (${steps} steps, batch ${cfg.batch}, microBatch ${micro}; ` +
         `${row.epoch.workerMicroBatches} micro-batches on workers) | ${f(e1.seconds)} | ` +
-        `${f(eN.seconds)} | ${f(row.epoch.speedup)}x | ${sameWeights ? "yes" : "NO"} |`,
+        `${f(eN.seconds)} | ${f(row.epoch.speedup)}x | ${f(e1.cpu)} / ${f(eN.cpu)} | ` +
+        `${sameWeights ? "yes" : "NO"} |`,
     );
     console.log(
       `| reference: the same epoch with microBatch 0 (the presets' one pass per step) | ` +
-        `${f(e0.seconds)} | - | - | - |`,
+        `${f(e0.seconds)} | - | - | ${f(e0.cpu)} | - |`,
     );
     console.log(
       `| detection pass (${row.detection.videos} test videos; ${row.detection.workerVideos} ` +
         `on workers) | ${f(d1.seconds)} | ${f(dN.seconds)} | ${f(row.detection.speedup)}x | ` +
-        `${sameDets ? "yes" : "NO"} |`,
+        `${f(d1.cpu)} / ${f(dN.cpu)} | ${sameDets ? "yes" : "NO"} |`,
     );
   }
 } finally {
