@@ -20,6 +20,8 @@ import type { Detection } from "../lib/types.ts";
 import { decodeFeatureBytes } from "../datasets/features.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
 import { predictVideo } from "../stages/training/infer.ts";
+import { holdPool, POOL_MIN_VIDEOS, pooledDetect, poolFor } from "../stages/training/pool.ts";
+import { WORKER_FLAGS, WORKERS_USAGE } from "../lib/workers.ts";
 import { loadStudent } from "../stages/training/train.ts";
 import { toResultsFile } from "../stages/evaluation.ts";
 import { loadPluginModule } from "../registry.ts";
@@ -38,12 +40,14 @@ import {
 export const usage =
   `predict --checkpoint CKPT (--root DIR [--layout NAME] [--split test|train|all] |
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
-        [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--shard i/n | --shard-count N] [--json]
+        [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--workers N]
+        [--shard i/n | --shard-count N] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
   ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.
   --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
+${WORKERS_USAGE}
 ${SHARD_USAGE}`;
 
 /** Runs `predict`; returns the exit code. */
@@ -59,6 +63,7 @@ export async function run(args: string[]): Promise<number> {
     weights: { type: "string" },
     backend: { type: "string" },
     ...BLAS_FLAGS,
+    ...WORKER_FLAGS,
     json: { type: "boolean", default: false },
     plugin: { type: "string", multiple: true },
     ...SHARD_FLAGS,
@@ -116,11 +121,35 @@ export async function run(args: string[]): Promise<number> {
     shardMeta = plan.meta;
     const prog = new Progress("predict", plan.items.length, isInteractive(json));
     // One video at a time: a video's detections never depend on which others run with it,
-    // so any split of the list into shards reproduces the single-process output exactly.
-    for (const { meta: vm } of plan.items) {
-      const features = await ds.load(vm.id);
-      dets.push(...await predictVideo(params, meta.config, features, vm, classes));
-      prog.update(++videos);
+    // so any split of the list into shards (or over the workers) reproduces the
+    // single-process output exactly.
+    const release = holdPool();
+    try {
+      const pool = plan.items.length >= POOL_MIN_VIDEOS ? await poolFor(meta.config) : null;
+      if (pool) {
+        const loaded = async function* () {
+          for (const { meta: vm } of plan.items) yield { meta: vm, features: await ds.load(vm.id) };
+        };
+        const per = await pooledDetect(
+          pool,
+          loaded(),
+          params,
+          meta.config,
+          classes,
+          (v) => predictVideo(params, meta.config, v.features, v.meta, classes),
+          prog,
+        );
+        for (const d of per) dets.push(...d);
+        videos = per.length;
+      } else {
+        for (const { meta: vm } of plan.items) {
+          const features = await ds.load(vm.id);
+          dets.push(...await predictVideo(params, meta.config, features, vm, classes));
+          prog.update(++videos);
+        }
+      }
+    } finally {
+      release();
     }
     prog.done();
   } else {

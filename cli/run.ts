@@ -8,6 +8,7 @@ import process from "node:process";
 import { lockRunFolder } from "../lib/io.ts";
 import { setPluginCallTimeout } from "../registry.ts";
 import { applyBlasFlags, type BackendName, BLAS_FLAGS, BLAS_USAGE } from "../lib/backend.ts";
+import { WORKER_FLAGS, WORKERS_USAGE } from "../lib/workers.ts";
 import {
   isInteractive,
   keyValueOptions,
@@ -45,6 +46,7 @@ export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
                         paper (published hyper-parameters)
   --backend NAME        auto | webgpu | wasm | cpu (default auto)
 ${BLAS_USAGE}
+${WORKERS_USAGE}
   --seed N              seed (default 0)
   --generator NAME --filter NAME --student NAME   plugins by name
   --plugin PATH_OR_URL  load a plugin module (repeatable)
@@ -82,6 +84,7 @@ export async function run(args: string[]): Promise<number> {
     preset: { type: "string" },
     backend: { type: "string" },
     ...BLAS_FLAGS,
+    ...WORKER_FLAGS,
     seed: { type: "string" },
     generator: { type: "string" },
     filter: { type: "string" },

@@ -25,6 +25,7 @@ import {
   initBackend,
 } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
+import { WORKER_FLAGS, WORKERS_USAGE } from "../lib/workers.ts";
 import {
   evaluateDetections,
   readResultsFile,
@@ -53,7 +54,7 @@ export const usage =
   `train --pseudo-labels P.json --root DIR [--layout NAME] [--strict] --out DIR [--preset default|reference|paper]
       [--epochs N] [--batch N] [--lr X] [--ema-decay X] [--switch-epoch N] [--no-ema]
       [--checkpoint-every N] [--seed S] [--backend auto|webgpu|wasm|cpu] [--eval-raw]
-      [--blas PATH|off] [--threads N]
+      [--blas PATH|off] [--threads N] [--workers N]
       [--option KEY=VALUE ...] [--json]
 train --resume DIR [--json]
   Trains the student on the pseudo labels (ActivityNet result JSON, seconds) of the training
@@ -67,7 +68,8 @@ train --resume DIR [--json]
   --student NAME runs another student plugin (default tridet-ema; load it with --plugin): it gets
   --seed, DIR as its folder and --option KEY=VALUE as its options; the tridet-ema flags do not
   apply to it.
-  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)`;
+  --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
+${WORKERS_USAGE}`;
 
 const ARGS_FILE = "train_args.json";
 
@@ -90,6 +92,7 @@ export async function run(args: string[]): Promise<number> {
     seed: { type: "string" },
     backend: { type: "string" },
     ...BLAS_FLAGS,
+    ...WORKER_FLAGS,
     resume: { type: "string" },
     "eval-raw": { type: "boolean" },
     option: { type: "string", multiple: true },

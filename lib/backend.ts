@@ -26,7 +26,9 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
+import { parseWorkers, setWorkers, workerCount } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
+export { setWorkers, workerCount } from "./workers.ts";
 
 /** Names accepted by `--backend` / `config.backend`. */
 export type BackendName = "auto" | "webgpu" | "wasm" | "cpu";
@@ -278,8 +280,10 @@ export const BLAS_USAGE =
   --threads N           BLAS threads (default: every core)`;
 
 /**
- * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}. A bad
- * `--threads` is an {@linkcode InputError} naming the command.
+ * Reads `--blas` and `--threads` from parsed flags into {@linkcode setBlasOptions}, and
+ * `--workers` (the commands that train a student: `lib/workers.ts` `WORKER_FLAGS`) into
+ * `setWorkers`. A bad `--threads` or `--workers` is an {@linkcode InputError} naming the
+ * command, a bad `FUSTAL_WORKERS` one naming the variable.
  */
 export function applyBlasFlags(command: string, values: Record<string, unknown>): void {
   const opts: BlasOptions = {};
@@ -294,4 +298,7 @@ export function applyBlasFlags(command: string, values: Record<string, unknown>)
     opts.threads = n;
   }
   setBlasOptions(opts);
+  if (values.workers !== undefined) {
+    setWorkers(parseWorkers(`${command}: --workers`, values.workers));
+  } else workerCount(); // a bad FUSTAL_WORKERS is reported now, not at the first detection pass
 }

@@ -155,6 +155,24 @@ type AnyLib = any;
  */
 export const MULTI_THREAD_WORK = 2 ** 27;
 
+/** Most threads any product may use ({@linkcode capBlasThreads}). */
+let threadCap = Number.POSITIVE_INFINITY;
+/** Sets the library's thread count now (when it can be set), within the cap. */
+let applyCap: (() => void) | null = null;
+
+/**
+ * Caps the BLAS threads of every product at `n` from now on (the student's worker pool sets 1
+ * while its workers compute beside the main thread: the library's thread count is one setting
+ * for the whole process, shared with the workers); `Infinity` lifts the cap. Returns the
+ * previous cap.
+ */
+export function capBlasThreads(n: number): number {
+  const prev = threadCap;
+  threadCap = n;
+  applyCap?.();
+  return prev;
+}
+
 /** An sgemm that uses `threads` threads for large products and one for small ones. */
 function threaded(
   f: (...a: number[]) => void,
@@ -162,9 +180,16 @@ function threaded(
   threads: number,
 ): Sgemm {
   let current = threads;
+  if (setThreads) {
+    applyCap = () => {
+      // Another thread of the process may have changed the count: set it again.
+      current = Math.min(threads, threadCap);
+      setThreads(current);
+    };
+  }
   return (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) => {
     if (setThreads && threads > 1) {
-      const want = m * n * k >= MULTI_THREAD_WORK ? threads : 1;
+      const want = m * n * k >= MULTI_THREAD_WORK ? Math.min(threads, threadCap) : 1;
       if (want !== current) {
         setThreads(want);
         current = want;

@@ -116,3 +116,21 @@ Deno.test("bun: `bun run mod.ts --backend wasm` runs the pipeline (tiny)", async
   assert.equal(j.student.final.mAP.length, 7);
   assert.ok((await Deno.stat(`${out}/report.html`)).size > 0);
 });
+
+Deno.test("bun: a detection pass on a Bun worker equals the main thread's", async () => {
+  if (!(await bunAvailable())) {
+    console.log("SKIP: bun or node_modules missing (run `npm install`; bun comes from npm)");
+    return;
+  }
+  const r = await new Deno.Command("npx", {
+    args: ["-y", "bun@1.4.5", "run", "tests/pool_bun_probe.ts"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+  const j = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1)!);
+  assert.ok(j.detections > 0);
+  assert.ok(j.workerVideos > 0, "the worker detected some videos");
+  assert.equal(j.identical, true);
+});

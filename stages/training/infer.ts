@@ -26,6 +26,7 @@ import { decodePoint } from "./decode.ts";
 import { forward, type Layout, makeLayout } from "./model.ts";
 import { hardNms, type Scored, softNms } from "./nms.ts";
 import type { StudentConfig } from "./presets.ts";
+import { holdPool, POOL_MIN_VIDEOS, pooledDetect, poolFor } from "./pool.ts";
 
 /** A detection on the level-0 grid of the input window. */
 export interface GridDetection {
@@ -230,7 +231,12 @@ export async function predictVideo(
   );
 }
 
-/** Runs the student on every video of `split` (default: test); returns detections in seconds. */
+/**
+ * Runs the student on every video of `split` (default: test); returns detections in seconds,
+ * video by video in the dataset's order. With workers (`pool.ts`, a split of at least
+ * {@linkcode POOL_MIN_VIDEOS} videos) the videos are spread over the threads; the detections
+ * are the same.
+ */
 export async function detectSplit(
   dataset: Dataset,
   params: Record<string, Tensor>,
@@ -238,14 +244,35 @@ export async function detectSplit(
   split: "train" | "test" = "test",
   progress?: ProgressSink,
 ): Promise<Detection[]> {
-  const out: Detection[] = [];
-  let n = 0;
-  for await (const { meta, features } of dataset.videos(split)) {
-    for (const d of await predictVideo(params, cfg, features, meta, dataset.classes)) out.push(d);
-    progress?.update(++n);
+  const release = holdPool();
+  try {
+    const pool = dataset.list(split).length >= POOL_MIN_VIDEOS ? await poolFor(cfg) : null;
+    if (pool) {
+      const per = await pooledDetect(
+        pool,
+        dataset.videos(split),
+        params,
+        cfg,
+        dataset.classes,
+        (v) => predictVideo(params, cfg, v.features, v.meta, dataset.classes),
+        progress,
+      );
+      progress?.done();
+      return per.flat();
+    }
+    const out: Detection[] = [];
+    let n = 0;
+    for await (const { meta, features } of dataset.videos(split)) {
+      for (const d of await predictVideo(params, cfg, features, meta, dataset.classes)) {
+        out.push(d);
+      }
+      progress?.update(++n);
+    }
+    progress?.done();
+    return out;
+  } finally {
+    release();
   }
-  progress?.done();
-  return out;
 }
 
 /** Ground truth of the videos of a split (for evaluation only; never used in training). */

@@ -73,21 +73,47 @@ export interface StepLosses {
 }
 
 /**
- * Loss and gradients of a batch, accumulated over micro-batches of `cfg.microBatch` items
- * (0: one pass). Every term of the loss is a sum over items divided by a batch-level
- * normaliser (the running positive count, the MIL item count) and the MIL k is a batch
- * quantity, so each micro-batch uses the whole batch's normalisers and k and the sums of the
- * micro-batch gradients equal the whole-batch gradient up to float32 rounding. Only one
- * micro-batch's activations are alive at a time.
+ * The inputs of one micro-batch: slices of a {@linkcode StepBatch} (items `s0`..`s1`), with
+ * the whole batch's loss normaliser, MIL k per item and MIL item count.
  */
-export function accumulatedGrads(
-  vars: Record<string, tf.Variable>,
+export interface MicroBatch {
+  /** [b * t0 * D] features. */
+  x: Float32Array;
+  /** Valid rows per item. */
+  lens: number[];
+  /** Drop-path keep factors per branch level: two [b] arrays. */
+  dropPath: [Float32Array, Float32Array][];
+  /** MIL dropout keep factors [b * t0 * K]. */
+  milKeep: Float32Array;
+  /** Class targets [b * L * K]. */
+  cls: Float32Array;
+  /** Regression targets [b * L * 2]. */
+  reg: Float32Array;
+  /** Weak labels [b * K]. */
+  weak: Float32Array;
+  /** Loss normaliser of the whole batch. */
+  norm: number;
+  /** Precomputed MIL top-k mask [b * t0 * K] (WebGPU). */
+  milMask?: Float32Array;
+  /** MIL k of each item (from the whole batch). */
+  milKs: number[];
+  /** Items of the whole batch with a weak label (the MIL normaliser). */
+  milRows: number;
+}
+
+/**
+ * Splits `b` into micro-batches of `cfg.microBatch` items (0: one micro-batch, the whole
+ * batch). Every term of the loss is a sum over items divided by a batch-level normaliser (the
+ * running positive count, the MIL item count) and the MIL k is a batch quantity, so each
+ * micro-batch carries the whole batch's normalisers and k.
+ */
+export function microBatches(
   cfg: StudentConfig,
   layout: Layout,
   D: number,
   K: number,
   b: StepBatch,
-): StepGrads {
+): MicroBatch[] {
   const B = b.lens.length;
   const t0 = layout.lengths[0];
   const mb = cfg.microBatch > 0 ? Math.min(cfg.microBatch, B) : B;
@@ -101,61 +127,126 @@ export function accumulatedGrads(
       }
     }
   }
-  const varList = Object.values(vars);
-  let acc: tf.NamedTensorMap | null = null;
-  let sums: tf.Scalar[] = [];
+  const out: MicroBatch[] = [];
   for (let s0 = 0; s0 < B; s0 += mb) {
     const s1 = Math.min(B, s0 + mb);
     const sub = (a: Float32Array, per: number) =>
       s0 === 0 && s1 === B ? a : a.subarray(s0 * per, s1 * per);
-    const lens = b.lens.slice(s0, s1);
-    let parts: tf.Scalar[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const out = forward(vars, cfg, {
-        x: sub(b.x, t0 * D),
-        lens,
-        t0,
-        dim: D,
-        dropPath: b.dropPath.map(([p, q]) => [p.subarray(s0, s1), q.subarray(s0, s1)]),
-      }, true);
-      const terms = studentLosses(out, layout, {
-        cls: sub(b.cls, layout.total * K),
-        reg: sub(b.reg, layout.total * 2),
-        norm: b.norm,
-        weak: sub(b.weak, K),
-        milKeep: sub(b.milKeep, t0 * K),
-        lens,
-        milMask: b.milMask ? sub(b.milMask, t0 * K) : undefined,
-        milKs: ks.slice(s0, s1),
-        milRows,
-      }, cfg);
-      parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
-      return terms.total;
-    }, varList);
-    const now = [value, ...parts];
-    if (!acc) {
-      acc = grads;
-      sums = now;
-    } else {
-      // a variable a micro-batch does not reach (e.g. a dropped path) has no gradient there
-      for (const k of new Set([...Object.keys(acc), ...Object.keys(grads)])) {
-        const a = acc[k], g = grads[k];
-        if (!a || !g) {
-          if (g) acc[k] = g;
-          continue;
-        }
-        acc[k] = tf.add(a, g);
-        tf.dispose([a, g]);
-      }
-      sums = sums.map((t, i) => {
-        const r = tf.add(t, now[i]) as tf.Scalar;
-        tf.dispose([t, now[i]]);
-        return r;
-      });
-    }
+    out.push({
+      x: sub(b.x, t0 * D),
+      lens: b.lens.slice(s0, s1),
+      dropPath: b.dropPath.map(([p, q]) => [p.subarray(s0, s1), q.subarray(s0, s1)]),
+      milKeep: sub(b.milKeep, t0 * K),
+      cls: sub(b.cls, layout.total * K),
+      reg: sub(b.reg, layout.total * 2),
+      weak: sub(b.weak, K),
+      norm: b.norm,
+      milMask: b.milMask ? sub(b.milMask, t0 * K) : undefined,
+      milKs: ks.slice(s0, s1),
+      milRows,
+    });
   }
-  return { total: sums[0], cls: sums[1], reg: sums[2], mil: sums[3], grads: acc! };
+  return out;
 }
+
+/** Loss terms and gradients of one micro-batch (forward and backward, one `variableGrads`). */
+export function microBatchGrads(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  m: MicroBatch,
+): StepGrads {
+  const t0 = layout.lengths[0];
+  let parts: tf.Scalar[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const out = forward(vars, cfg, {
+      x: m.x,
+      lens: m.lens,
+      t0,
+      dim: D,
+      dropPath: m.dropPath,
+    }, true);
+    const terms = studentLosses(out, layout, {
+      cls: m.cls,
+      reg: m.reg,
+      norm: m.norm,
+      weak: m.weak,
+      milKeep: m.milKeep,
+      lens: m.lens,
+      milMask: m.milMask,
+      milKs: m.milKs,
+      milRows: m.milRows,
+    }, cfg);
+    parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
+    return terms.total;
+  }, Object.values(vars));
+  return { total: value, cls: parts[0], reg: parts[1], mil: parts[2], grads };
+}
+
+/**
+ * `acc + next`, term by term and gradient by gradient (in that order, `acc` first); disposes
+ * both. A variable one of them does not reach (e.g. a dropped path) keeps the other's gradient.
+ */
+export function addGrads(acc: StepGrads, next: StepGrads): StepGrads {
+  const grads = acc.grads;
+  for (const k of new Set([...Object.keys(grads), ...Object.keys(next.grads)])) {
+    const a = grads[k], g = next.grads[k];
+    if (!a || !g) {
+      if (g) grads[k] = g;
+      continue;
+    }
+    grads[k] = tf.add(a, g);
+    tf.dispose([a, g]);
+  }
+  const sum = (a: tf.Scalar, b: tf.Scalar) => {
+    const r = tf.add(a, b) as tf.Scalar;
+    tf.dispose([a, b]);
+    return r;
+  };
+  return {
+    total: sum(acc.total, next.total),
+    cls: sum(acc.cls, next.cls),
+    reg: sum(acc.reg, next.reg),
+    mil: sum(acc.mil, next.mil),
+    grads,
+  };
+}
+
+/**
+ * Loss and gradients of a batch, accumulated over micro-batches of `cfg.microBatch` items
+ * (0: one pass; {@linkcode microBatches}): the micro-batch gradients are summed in order
+ * (micro-batch 0 + 1 + ...), which equals the whole-batch gradient up to float32 rounding.
+ * Only one micro-batch's activations are alive at a time.
+ */
+export function accumulatedGrads(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  K: number,
+  b: StepBatch,
+): StepGrads {
+  let acc: StepGrads | null = null;
+  for (const m of microBatches(cfg, layout, D, K, b)) {
+    const g = microBatchGrads(vars, cfg, layout, D, m);
+    acc = acc ? addGrads(acc, g) : g;
+  }
+  return acc!;
+}
+
+/**
+ * Computes the loss and gradients of a step: {@linkcode accumulatedGrads}, or a function with
+ * the same result computed elsewhere (the worker pool, `pool.ts`).
+ */
+export type GradientsFn = (
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  K: number,
+  b: StepBatch,
+) => StepGrads | Promise<StepGrads>;
 
 /**
  * The one-line error for an exhausted wasm heap (tfjs-wasm has 32-bit memory: at most 4 GB),
@@ -262,6 +353,8 @@ export interface StepContext {
   warm: number;
   /** The run's divergence guard (its loss watch sees every step's loss). */
   guard: DivergenceGuard;
+  /** How the gradients are computed (default {@linkcode accumulatedGrads}). */
+  gradients?: GradientsFn;
 }
 
 /**
@@ -281,7 +374,7 @@ export async function optimiserStep(
   const milMask = await webgpuMilMask(s.vars, cfg, layout, D, K, b);
   let step: StepGrads;
   try {
-    step = accumulatedGrads(s.vars, cfg, layout, D, K, {
+    step = await (ctx.gradients ?? accumulatedGrads)(s.vars, cfg, layout, D, K, {
       x: b.x,
       lens: b.lens,
       dropPath: b.dropPath,

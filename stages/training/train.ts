@@ -55,7 +55,14 @@ import {
   type TrainState,
   writeCheckpoint,
 } from "./state.ts";
-import { DivergenceGuard, optimiserStep, type StepContext } from "./step.ts";
+import {
+  accumulatedGrads,
+  DivergenceGuard,
+  type GradientsFn,
+  optimiserStep,
+  type StepContext,
+} from "./step.ts";
+import { holdPool, pooledGrads, poolFor } from "./pool.ts";
 
 export {
   BEFORE_SWITCH_FILE,
@@ -127,14 +134,18 @@ export async function trainStudent(
   } else {
     state = freshState(cfg, D, dataset.classes.length, opts.seed);
   }
+  // Workers (pool.ts) live for the whole run; they start on first use.
+  const releasePool = holdPool();
   try {
     const div = 2 ** (cfg.levels - 1);
     if (cfg.maxSeqLen % div !== 0) {
       throw new InputError(`config: maxSeqLen ${cfg.maxSeqLen} must be a multiple of ${div}`);
     }
     const run = await prepareRun(dataset, pseudoLabels, opts, cfg, state, rng, ckptFile, log);
+    run.gradients = pooledGradients(cfg);
     return await runTraining(run);
   } finally {
+    releasePool();
     disposeState(state);
   }
 }
@@ -228,6 +239,20 @@ async function prepareRun(
     decay: new Map(s.specs.map((p) => [p.name, p.decay])),
     warm: Math.round(cfg.warmupEpochs * itersPerEpoch),
     guard: await DivergenceGuard.start(s),
+  };
+}
+
+/**
+ * The step's gradients through the worker pool when a step has several micro-batches (same
+ * result as {@linkcode accumulatedGrads}); undefined (the main thread alone) otherwise.
+ */
+function pooledGradients(cfg: StudentConfig): GradientsFn | undefined {
+  if (!(cfg.microBatch > 0 && cfg.microBatch < cfg.batch)) return undefined;
+  return async (vars, c, layout, D, K, b) => {
+    const pool = await poolFor(c);
+    return pool
+      ? await pooledGrads(pool, vars, c, layout, D, K, b)
+      : accumulatedGrads(vars, c, layout, D, K, b);
   };
 }
 

@@ -1,0 +1,325 @@
+// The student's worker pool (stages/training/pool.ts): micro-batch gradients computed by
+// workers and summed in order are bit-identical to the main thread's accumulation, a pooled
+// detection pass equals the sequential one, and a short training run with two threads writes
+// the same weights and detections as with one.
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { tf } from "../deps.ts";
+import { initBackend } from "../lib/backend.ts";
+import { blasActive, capBlasThreads, MULTI_THREAD_WORK } from "../lib/blas.ts";
+import { Rng } from "../lib/rng.ts";
+import { InputError } from "../lib/errors.ts";
+import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
+import { assignTargets } from "../stages/training/assign.ts";
+import { loadCheckpoint } from "../stages/training/checkpoint.ts";
+import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import {
+  holdPool,
+  pooledGrads,
+  poolFor,
+  poolStats,
+  reviveWorkerError,
+} from "../stages/training/pool.ts";
+import type { StudentConfig } from "../stages/training/presets.ts";
+import {
+  accumulatedGrads,
+  CHECKPOINT_FILE,
+  detectSplit,
+  heapExhaustedError,
+  type StepBatch,
+  type StepGrads,
+  trainStudent,
+} from "../stages/training/train.ts";
+import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
+import { run as predictCommand } from "../cli/predict.ts";
+import {
+  jitteredLabels,
+  TINY_STUDENT,
+  tinyDataset,
+  writeActionFormer,
+} from "./training_fixtures.ts";
+
+await initBackend("wasm");
+
+const CFG: StudentConfig = {
+  ...TINY_STUDENT,
+  sgpBranches: true,
+  sgpInitStd: 0.1,
+  dropPath: 0.1,
+  batch: 4,
+  microBatch: 1,
+};
+
+/** A batch of 4 items of different lengths, drop-path draws and targets. */
+function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
+  const B = cfg.batch, t0 = cfg.maxSeqLen;
+  const rng = new Rng(5);
+  const layout = makeLayout(t0, cfg);
+  const lens = [t0, 37, 50, t0];
+  const cls = new Float32Array(B * layout.total * K);
+  const reg = new Float32Array(B * layout.total * 2);
+  let numPos = 0;
+  lens.forEach((len, i) => {
+    const a = rng.int(0, len - 12);
+    const segs = i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
+    const t = assignTargets(segs, layout, len, K, cfg.regressionRanges, cfg.centerRadius);
+    cls.set(t.cls, i * layout.total * K);
+    reg.set(t.reg, i * layout.total * 2);
+    numPos += t.numPos;
+  });
+  const keep = () => Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 0 : 1 / 0.9));
+  return {
+    x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
+    lens,
+    dropPath: Array.from({ length: cfg.levels - 1 }, () => [keep(), keep()]),
+    milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
+    cls,
+    reg,
+    weak: Float32Array.from({ length: B * K }, (_, i) => (i % 4 === 1 ? 1 : 0)),
+    norm: Math.max(1, numPos),
+  };
+}
+
+/** The host values of a step's result (and frees it). */
+function host(r: StepGrads) {
+  const out = {
+    terms: [r.total, r.cls, r.reg, r.mil].map((t) => t.dataSync()[0]),
+    grads: Object.fromEntries(
+      Object.entries(r.grads).map(([k, g]) => [k, Array.from(g.dataSync())]),
+    ),
+  };
+  tf.dispose([r.total, r.cls, r.reg, r.mil, ...Object.values(r.grads)]);
+  return out;
+}
+
+Deno.test("pool: micro-batch gradients from workers equal the sequential sums bit for bit", async () => {
+  const D = 6, K = 3;
+  const specs = paramSpecs(CFG, D, K);
+  const vals = initValues(specs, new Rng(4));
+  const vars = Object.fromEntries(
+    specs.map((p) => [p.name, tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true)]),
+  );
+  const layout = makeLayout(CFG.maxSeqLen, CFG);
+  const batch = batchOf(CFG, D, K);
+  const seq = host(accumulatedGrads(vars, CFG, layout, D, K, batch));
+  assert.ok(seq.terms.every(Number.isFinite) && seq.terms[3] > 0, "every term is active");
+  const release = holdPool();
+  try {
+    // 2 threads: micro-batches 1 and 3 on the worker; 3 threads: 1 and 2 on two workers.
+    for (const n of [2, 3]) {
+      setWorkers(n);
+      const pool = await poolFor(CFG);
+      assert.ok(pool, `a pool of ${n} threads starts`);
+      const before = poolStats.gradJobs;
+      const pooled = host(await pooledGrads(pool, vars, CFG, layout, D, K, batch));
+      assert.equal(poolStats.gradJobs - before, n === 2 ? 2 : 2, "workers computed micro-batches");
+      assert.deepEqual(pooled.terms, seq.terms, `${n} threads: loss terms`);
+      assert.deepEqual(Object.keys(pooled.grads), Object.keys(seq.grads));
+      for (const k of Object.keys(seq.grads)) {
+        assert.deepEqual(pooled.grads[k], seq.grads[k], `${n} threads: gradient of ${k}`);
+      }
+    }
+  } finally {
+    release();
+    setWorkers(undefined);
+    tf.dispose(Object.values(vars));
+  }
+});
+
+Deno.test("pool: a pooled detection pass equals the sequential one", async () => {
+  const ds = tinyDataset({ nTrain: 2, nTest: 12, dim: 8 });
+  const specs = paramSpecs(TINY_STUDENT, 8, ds.classes.length);
+  const vals = initValues(specs, new Rng(9));
+  const params = Object.fromEntries(
+    specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]),
+  );
+  try {
+    setWorkers(1);
+    const seq = await detectSplit(ds, params, TINY_STUDENT);
+    assert.ok(seq.length > 0, "the untrained student detects something");
+    setWorkers(2);
+    const before = poolStats.detectJobs;
+    const pooled = await detectSplit(ds, params, TINY_STUDENT);
+    assert.ok(poolStats.detectJobs > before, "the worker detected some videos");
+    assert.deepEqual(pooled, seq);
+    // Two passes at once with other weights: the workers take them one after the other.
+    const other = Object.fromEntries(Object.entries(params).map(([k, t]) => [k, tf.mul(t, 0.5)]));
+    setWorkers(1);
+    const seqOther = await detectSplit(ds, other, TINY_STUDENT);
+    setWorkers(2);
+    const [a, b] = await Promise.all([
+      detectSplit(ds, params, TINY_STUDENT),
+      detectSplit(ds, other, TINY_STUDENT),
+    ]);
+    tf.dispose(Object.values(other));
+    assert.notDeepEqual(seqOther, seq);
+    assert.deepEqual(a, seq);
+    assert.deepEqual(b, seqOther);
+  } finally {
+    setWorkers(undefined);
+    tf.dispose(Object.values(params));
+  }
+});
+
+Deno.test("pool: a training run with 2 threads gives the weights and detections of 1", async () => {
+  const ds = tinyDataset({ nTrain: 8, nTest: 12, dim: 8 });
+  const labels = jitteredLabels(ds);
+  const config: StudentConfig = {
+    ...TINY_STUDENT,
+    epochs: 2,
+    switchEpoch: 1,
+    warmupEpochs: 1,
+    microBatch: 1,
+  };
+  const dir = await Deno.makeTempDir({ prefix: "fustal-pool-" });
+  try {
+    const runWith = async (n: number) => {
+      setWorkers(n);
+      const outDir = path.join(dir, `w${n}`);
+      const r = await trainStudent(ds, labels, { config, seed: 3, outDir });
+      const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
+      return { r, groups: ck.groups };
+    };
+    const one = await runWith(1);
+    const jobs = poolStats.gradJobs, dets = poolStats.detectJobs;
+    const two = await runWith(2);
+    assert.ok(poolStats.gradJobs > jobs, "the worker computed micro-batches");
+    assert.ok(poolStats.detectJobs > dets, "the worker detected videos");
+    assert.ok(one.r.test.length > 0);
+    assert.deepEqual(two.r.test, one.r.test, "final detections");
+    assert.deepEqual(two.r.testBeforeSwitch, one.r.testBeforeSwitch, "detections at the switch");
+    assert.deepEqual(two.r.curves, one.r.curves, "loss curves");
+    for (const g of ["model", "ema", "adam.m", "adam.v"]) {
+      const a = one.groups[g], b = two.groups[g];
+      assert.deepEqual(Object.keys(b), Object.keys(a));
+      for (const k of Object.keys(a)) {
+        assert.deepEqual(Array.from(b[k].data), Array.from(a[k].data), `${g}/${k}`);
+      }
+    }
+    // `predict --root` spreads the videos over the workers too, with the same output.
+    const data = path.join(dir, "data");
+    await writeActionFormer(ds, data);
+    const predict = async (n: number) => {
+      const out = path.join(dir, `pred${n}.json`);
+      const ckpt = path.join(dir, "w1", CHECKPOINT_FILE);
+      const args = ["--checkpoint", ckpt, "--root", data, "--out", out, "--workers", String(n)];
+      assert.equal(await predictCommand([...args, "--backend", "wasm"]), 0);
+      return await Deno.readTextFile(out);
+    };
+    const p1 = await predict(1);
+    const before = poolStats.detectJobs;
+    assert.equal(await predict(2), p1);
+    assert.ok(poolStats.detectJobs > before, "predict used the worker");
+  } finally {
+    setWorkers(undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("pool: an error inside a worker is the main path's error", async () => {
+  const ds = tinyDataset({ nTrain: 2, nTest: 12, dim: 8 });
+  // Video 1 (always a worker's, see below) has 7-d features: the input projection cannot take them.
+  const bad = ds.list("test")[1].id;
+  const broken = {
+    ...ds,
+    async *videos(s?: "train" | "test") {
+      for await (const v of ds.videos(s)) {
+        if (v.meta.id !== bad) yield v;
+        else {
+          const n = v.features.length * 7;
+          yield {
+            meta: v.meta,
+            features: { data: v.features.data.slice(0, n), length: v.features.length, dim: 7 },
+          };
+        }
+      }
+    },
+  };
+  const specs = paramSpecs(TINY_STUDENT, 8, ds.classes.length);
+  const vals = initValues(specs, new Rng(9));
+  const params = Object.fromEntries(
+    specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]),
+  );
+  const failure = async (n: number) => {
+    setWorkers(n);
+    try {
+      await detectSplit(broken, params, TINY_STUDENT);
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error("no error");
+  };
+  try {
+    const seq = await failure(1);
+    // The main thread takes video 0 and the worker's two queues videos 1 and 2, so the bad
+    // video is always detected by the worker.
+    const errors = poolStats.workerErrors;
+    const pooled = await failure(2);
+    assert.equal(pooled.constructor, seq.constructor);
+    assert.equal(pooled.message, seq.message);
+    assert.ok(poolStats.workerErrors > errors, "thrown inside the worker");
+  } finally {
+    setWorkers(undefined);
+    tf.dispose(Object.values(params));
+  }
+});
+
+Deno.test("pool: worker counts from --workers and FUSTAL_WORKERS", () => {
+  assert.equal(parseWorkers("--workers", "3"), 3);
+  assert.equal(parseWorkers("--workers", "0"), 1);
+  assert.throws(() => parseWorkers("train: --workers", "two"), /train: --workers: must be/);
+  assert.throws(() => parseWorkers("FUSTAL_WORKERS", "-1"), InputError);
+  setWorkers(3);
+  assert.equal(workerCount(), 3);
+  setWorkers(0);
+  assert.equal(workerCount(), 1);
+  setWorkers(undefined);
+  const env = Deno.env.get("FUSTAL_WORKERS");
+  try {
+    Deno.env.set("FUSTAL_WORKERS", "5");
+    assert.equal(workerCount(), 5);
+    Deno.env.set("FUSTAL_WORKERS", "x");
+    assert.throws(() => workerCount(), /FUSTAL_WORKERS: must be/);
+    Deno.env.delete("FUSTAL_WORKERS");
+    const cores = navigator.hardwareConcurrency;
+    assert.equal(workerCount(), Math.max(1, Math.min(MAX_DEFAULT_WORKERS, cores)));
+  } finally {
+    if (env === undefined) Deno.env.delete("FUSTAL_WORKERS");
+    else Deno.env.set("FUSTAL_WORKERS", env);
+  }
+});
+
+Deno.test("pool: a worker's exhausted heap and input errors come back as the same errors", () => {
+  const heap = reviveWorkerError({ name: "WasmHeapExhausted", message: "x", bytes: 2 ** 31 });
+  assert.ok(heap instanceof WasmHeapExhausted);
+  const line = heapExhaustedError(heap, { ...CFG, batch: 8, microBatch: 2 }, 64);
+  assert.ok(line instanceof InputError);
+  assert.match(line.message, /wasm heap .* exhausted .* microBatch=1/);
+  assert.ok(!line.message.includes("\n"));
+  const input = reviveWorkerError({ name: "InputError", message: "bad thing", exitCode: 2 });
+  assert.ok(input instanceof InputError);
+  assert.equal(input.exitCode, 2);
+  assert.equal(input.message, "bad thing");
+  const raw = reviveWorkerError({ name: "RuntimeError", message: "memory access out of bounds" });
+  assert.equal(raw.name, "RuntimeError");
+  assert.ok(heapExhaustedError(raw, CFG, 64) instanceof InputError);
+});
+
+Deno.test("pool: one BLAS thread (the cap while workers compute) gives the same products", () => {
+  if (!blasActive()) {
+    console.log("SKIP: no native BLAS (the cap only concerns it)");
+    return;
+  }
+  // Products above MULTI_THREAD_WORK run on every BLAS thread unless the pool caps them.
+  for (const [m, k, n] of [[1024, 384, 512], [4097, 1536, 128]]) {
+    assert.ok(m * k * n >= MULTI_THREAD_WORK);
+    const a = tf.randomNormal([m, k], 0, 1, "float32", 1);
+    const b = tf.randomNormal([k, n], 0, 1, "float32", 2);
+    const all = tf.matMul(a, b).dataSync();
+    const prev = capBlasThreads(1);
+    const one = tf.matMul(a, b).dataSync();
+    capBlasThreads(prev);
+    tf.dispose([a, b]);
+    assert.deepEqual(Array.from(one), Array.from(all), `${m}x${k}x${n}`);
+  }
+});
