@@ -23,7 +23,8 @@ import { predictVideo } from "../stages/training/infer.ts";
 import { holdPool, POOL_MIN_VIDEOS, pooledDetect, poolFor } from "../stages/training/pool.ts";
 import { WORKER_FLAGS, WORKERS_USAGE } from "../lib/workers.ts";
 import { loadStudent } from "../stages/training/train.ts";
-import { toResultsFile } from "../stages/evaluation.ts";
+import { readResultsFile, toResultsFile } from "../stages/evaluation.ts";
+import { keepVideoClasses, videoClasses } from "../stages/fusion.ts";
 import { loadPluginModule } from "../registry.ts";
 import { planShard, type ShardMeta } from "../lib/shard.ts";
 import {
@@ -41,11 +42,14 @@ export const usage =
   `predict --checkpoint CKPT (--root DIR [--layout NAME] [--split test|train|all] |
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
         [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--workers N]
-        [--shard i/n | --shard-count N] [--json]
+        [--shard i/n | --shard-count N] [--class-scores RESULTS.json] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
   ActivityNet result JSON in seconds. --json: last line {"videos", "detections", "out"}.
+  --class-scores F      class fusion: keep only the detections of the classes F (a result file,
+                        e.g. a run's generator_test.json) lists for each video; videos F does
+                        not list keep all (what \`run\` does with --class-fusion generator)
   --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
 ${WORKERS_USAGE}
 ${SHARD_USAGE}`;
@@ -65,6 +69,7 @@ export async function run(args: string[]): Promise<number> {
     ...BLAS_FLAGS,
     ...WORKER_FLAGS,
     json: { type: "boolean", default: false },
+    "class-scores": { type: "string" },
     plugin: { type: "string", multiple: true },
     ...SHARD_FLAGS,
   }, true);
@@ -74,6 +79,10 @@ export async function run(args: string[]): Promise<number> {
   if (!ckpt) throw new InputError("predict: missing required flag --checkpoint");
   if (!out) throw new InputError("predict: missing required flag --out");
   await checkOutputs("--out", { files: [out] });
+  // Read before any work, so a bad file fails at once (one line, exit 2).
+  const classScores = values["class-scores"] === undefined
+    ? undefined
+    : await readResultsFile(values["class-scores"] as string);
   const files = [...((values.features as string[] | undefined) ?? []), ...positionals];
   if (!values.root && files.length === 0) {
     throw new InputError("predict: give --root DIR or --features FILE...");
@@ -88,7 +97,7 @@ export async function run(args: string[]): Promise<number> {
   const backend = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
   const { params, meta } = await loadStudent(ckpt, which);
-  const dets: Detection[] = [];
+  let dets: Detection[] = [];
   let videos = 0;
   const settings = shard
     ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim }
@@ -189,6 +198,7 @@ export async function run(args: string[]): Promise<number> {
       videos++;
     }
   }
+  if (classScores) dets = keepVideoClasses(dets, videoClasses(classScores));
   await atomicWriteJson(
     out,
     withShard(toResultsFile(dets, "[Student] tridet-ema", { official: true }), shardMeta),

@@ -278,6 +278,43 @@ async function runErr(args: string[], env: Record<string, string> = {}): Promise
   return err;
 }
 
+Deno.test("predict --class-scores keeps the classes the file lists per video, the rest as they are", async () => {
+  const fx = await getFixture();
+  const out = path.join(fx.dir, "fusion");
+  await fs.mkdir(out, { recursive: true });
+  const plain = path.join(out, "plain.json");
+  await cli([...predictArgs(fx), "--out", plain]);
+  const all = JSON.parse(await Deno.readTextFile(plain)).results as Record<
+    string,
+    { label: string }[]
+  >;
+  const vids = Object.keys(all).filter((v) => all[v].length > 0);
+  assert.ok(vids.length >= 2);
+  // The first video: one class allowed; the second: a class the student never predicts there.
+  const keepLabel = all[vids[0]][0].label;
+  const scores = path.join(out, "classes.json");
+  await Deno.writeTextFile(
+    scores,
+    JSON.stringify({
+      results: {
+        [vids[0]]: [{ label: keepLabel, score: 0.9, segment: [0, 1] }],
+        [vids[1]]: [{ label: "no such class here", score: 0.9, segment: [0, 1] }],
+      },
+    }),
+  );
+  const fused = path.join(out, "fused.json");
+  await cli([...predictArgs(fx), "--class-scores", scores, "--out", fused]);
+  const got = JSON.parse(await Deno.readTextFile(fused)).results as typeof all;
+  assert.deepEqual(got[vids[0]], all[vids[0]].filter((d) => d.label === keepLabel));
+  assert.deepEqual(got[vids[1]] ?? [], []);
+  for (const v of vids.slice(2)) assert.deepEqual(got[v], all[v]);
+  // A missing class-scores file fails before any work.
+  const { code } = await capture(() =>
+    main([...predictArgs(fx), "--class-scores", path.join(out, "missing.json"), "--out", fused])
+  );
+  assert.equal(code, 2);
+});
+
 Deno.test("shard: bad specs, missing or duplicated videos and mismatched fingerprints are one-line errors, exit 2", async () => {
   const fx = await getFixture();
   const out = path.join(fx.dir, "errors");

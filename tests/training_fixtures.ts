@@ -14,7 +14,10 @@ import { atomicWrite, atomicWriteJson } from "../lib/io.ts";
 import * as path from "node:path";
 import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
 
-/** A student small enough for unit tests: 16 wide, 3 levels, 64-row windows, batch 2. */
+/**
+ * A student small enough for unit tests: 16 wide, 3 levels, 64-row windows at the full feature
+ * rate, batch 2 in one pass.
+ */
 export const TINY_STUDENT: Readonly<StudentConfig> = {
   ...DEFAULT,
   dim: 16,
@@ -23,6 +26,7 @@ export const TINY_STUDENT: Readonly<StudentConfig> = {
   gnGroups: 4,
   numBins: 4,
   downsample: 1,
+  microBatch: 0,
   maxSeqLen: 64,
   regressionRanges: [[0, 4], [4, 8], [8, 10000]],
   batch: 2,
