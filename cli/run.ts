@@ -186,6 +186,8 @@ export async function run(args: string[]): Promise<number> {
       generator: r.generator.test,
       pseudoLabels: r.pseudoLabels,
       student: {
+        classFusion: r.student.classFusion,
+        unfused: r.student.unfused,
         beforeSwitch: r.student.beforeSwitch,
         final: r.student.final,
         snapshots: r.student.snapshots,

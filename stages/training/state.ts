@@ -41,7 +41,7 @@ function snapshotJsonFile(epoch: number): string {
 /**
  * Epochs (counted as epochs completed) after which the weights are kept and evaluated:
  * `cfg.snapshots` points evenly spaced over the teacher stage, the last at `cfg.epochs`
- * (paper: 71, 81, 91, 101; default: 9, 10, 11, 12). Without EMA or with fewer than two
+ * (paper: 71, 81, 91, 101; default: 10, 11). Without EMA or with fewer than two
  * snapshots, only the end.
  */
 export function snapshotEpochs(
