@@ -40,6 +40,7 @@ export {
 } from "./stages/evaluation.ts";
 export * from "./plugins.ts";
 export type { PresetName } from "./lib/presets.ts";
+export type { ClassFusion } from "./stages/fusion.ts";
 
 if (import.meta.main) {
   // Not a top-level await: when a plugin's promise can never settle, the CLI names it

@@ -31,6 +31,7 @@ export type {
   SnapshotFigures,
 } from "./pipeline.ts";
 export type { PresetName } from "../lib/presets.ts";
+export type { ClassFusion } from "./fusion.ts";
 export type { BackendName } from "../lib/backend.ts";
 export type { ProgressSink } from "../lib/plugin_types.ts";
 
