@@ -20,5 +20,8 @@ export const TINY_STUDENT = {
   gnGroups: 4,
   numBins: 4,
   maxSeqLen: 128,
+  // The tiny videos (~100 rows) at their own rate, in one pass per step.
+  downsample: 1,
+  microBatch: 0,
   emaDecay: 0.8,
 };

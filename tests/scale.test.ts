@@ -473,6 +473,9 @@ Deno.test("ablation: array indices map to cells; cells run alone merge into the 
     ...Object.entries(TINY_STUDENT).flatMap((
       [k, v],
     ) => ["--student-option", `${k}=${JSON.stringify(v)}`]),
+    // The 4-iteration generator names few right classes: fused, the tiny students score 0.
+    "--class-fusion",
+    "none",
   ];
   // The local run: 4 rows x seeds 1, 2 in one process (rows 3-4 reuse row 2's generator).
   const localOut = path.join(fx.dir, "ablation-local");
