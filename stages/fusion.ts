@@ -11,7 +11,9 @@
  * name the classes it finds in each video. `generator` fusion keeps a student detection iff the
  * generator found its class in that video; scores are unchanged (scaling them by the generator's
  * score ranked worse, `bench/BENCH-training.md`). A video in which the generator found nothing
- * keeps all its detections (no evidence either way).
+ * keeps all its detections (no evidence either way). Fusion trusts the generator's classes: with
+ * a generator that has barely trained (a few iterations) it can remove every right detection,
+ * which is why every run reports both figures.
  *
  * @module
  */
