@@ -14,6 +14,7 @@
  * @module
  */
 import { type BackendInfo, describeBackend, initBackend } from "../lib/backend.ts";
+import * as fs from "node:fs/promises";
 import { loadPluginModule } from "../registry.ts";
 import { writeResultsFile } from "./evaluation.ts";
 import { keepVideoClasses, PRESET_CLASS_FUSION, videoClasses } from "./fusion.ts";
@@ -96,6 +97,9 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
         kept,
         `[Student, generator classes] ${settings.names.student}`,
       );
+    } else {
+      // A resumed run that turned fusion off must not leave an earlier run's fused file behind.
+      await fs.rm(files.detectionsFused, { force: true });
     }
     return figures;
   });

@@ -77,6 +77,21 @@ Deno.test("pipeline: runFuSTAL end to end on tiny synthetic data, then --resume 
     assert.deepEqual(r2.student.final, r.student.final);
   });
 
+  await t.step("class fusion: on by default, off on resume without retraining", async () => {
+    // The default preset fuses: the headline is the fused figure, the student's own is kept.
+    assert.equal(r.student.classFusion, "generator");
+    assert.ok(r.student.unfused);
+    const fused = path.join(out, "detections_fused.json");
+    assert.ok((await Deno.stat(fused)).isFile);
+    const logs2: string[] = [];
+    const r2 = await runFuSTAL({ ...tinyConfig(out, logs2), resume: true, classFusion: "none" });
+    assert.ok(!logs2.some((l) => /^epoch \d/.test(l)), "fusion is not a training setting");
+    assert.equal(r2.student.classFusion, "none");
+    assert.equal(r2.student.unfused, undefined);
+    assert.deepEqual(r2.student.final, r.student.unfused!.final);
+    await assert.rejects(Deno.stat(fused), Deno.errors.NotFound);
+  });
+
   await t.step("resume with another filter redoes selection and training only", async () => {
     const logs3: string[] = [];
     const r3 = await runFuSTAL({ ...tinyConfig(out, logs3), resume: true, filter: "score" });
