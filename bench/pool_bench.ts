@@ -14,12 +14,12 @@
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { benchStudentRoot } from "./training_bench.ts";
 import { tf } from "../deps.ts";
 import { describeBackend, initBackend } from "../lib/backend.ts";
 import { setWorkers } from "../lib/workers.ts";
 import type { Detection } from "../lib/types.ts";
 import { openDataset } from "../datasets.ts";
-import { synthesize } from "../datasets/synth.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
 import { poolStats } from "../stages/training/pool.ts";
@@ -61,17 +61,7 @@ async function cpuSeconds(): Promise<number> {
 const info = await initBackend("wasm");
 console.error(describeBackend(info));
 
-let root = values.root;
-if (!root) {
-  root = path.resolve(".cache/bench-training-synth");
-  try {
-    await Deno.stat(path.join(root, "actionformer/annotations/thumos14.json"));
-  } catch {
-    await synthesize({ out: root, dim: 128, seed: 0 });
-  }
-  root = path.join(root, "actionformer");
-}
-const ds = await openDataset(root);
+const ds = await openDataset(await benchStudentRoot(values.root));
 const labels: Detection[] = ds.list("train").flatMap((m) =>
   m.annotations.map((a) => ({ videoId: m.id, label: a.label, score: 1, segment: a.segment }))
 );

@@ -94,6 +94,22 @@ function byVideo(dets: Detection[]): Map<string, Detection[]> {
   return m;
 }
 
+/**
+ * The student's dataset root of the training benches: `root` when given, else the ActionFormer
+ * package of the synthetic default set (128-d, seed 0), written once into
+ * `.cache/bench-training-synth`.
+ */
+export async function benchStudentRoot(root?: string): Promise<string> {
+  if (root) return root;
+  const cache = path.resolve(".cache/bench-training-synth");
+  try {
+    await Deno.stat(path.join(cache, "actionformer/annotations/thumos14.json"));
+  } catch {
+    await synthesize({ out: cache, dim: 128, seed: 0 });
+  }
+  return path.join(cache, "actionformer");
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
@@ -108,17 +124,7 @@ if (import.meta.main) {
     },
   });
   const backend = await initBackend(values.backend as "wasm");
-  let root = values.root;
-  if (!root) {
-    root = path.resolve(".cache/bench-training-synth");
-    try {
-      await Deno.stat(path.join(root, "actionformer/annotations/thumos14.json"));
-    } catch {
-      await synthesize({ out: root, dim: 128, seed: 0 });
-    }
-    root = path.join(root, "actionformer");
-  }
-  const ds = await openDataset(root);
+  const ds = await openDataset(await benchStudentRoot(values.root));
   const gtTest = groundTruthOf(ds, "test");
   const gtTrain = groundTruthOf(ds, "train");
   const avg = (gt: typeof gtTest, d: Detection[]) =>

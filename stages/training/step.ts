@@ -73,28 +73,10 @@ export interface StepLosses {
 }
 
 /**
- * The inputs of one micro-batch: slices of a {@linkcode StepBatch} (items `s0`..`s1`), with
- * the whole batch's loss normaliser, MIL k per item and MIL item count.
+ * The inputs of one micro-batch: a {@linkcode StepBatch} whose arrays hold items `s0`..`s1`
+ * only, with the whole batch's loss normaliser (`norm`), MIL k per item and MIL item count.
  */
-export interface MicroBatch {
-  /** [b * t0 * D] features. */
-  x: Float32Array;
-  /** Valid rows per item. */
-  lens: number[];
-  /** Drop-path keep factors per branch level: two [b] arrays. */
-  dropPath: [Float32Array, Float32Array][];
-  /** MIL dropout keep factors [b * t0 * K]. */
-  milKeep: Float32Array;
-  /** Class targets [b * L * K]. */
-  cls: Float32Array;
-  /** Regression targets [b * L * 2]. */
-  reg: Float32Array;
-  /** Weak labels [b * K]. */
-  weak: Float32Array;
-  /** Loss normaliser of the whole batch. */
-  norm: number;
-  /** Precomputed MIL top-k mask [b * t0 * K] (WebGPU). */
-  milMask?: Float32Array;
+export interface MicroBatch extends StepBatch {
   /** MIL k of each item (from the whole batch). */
   milKs: number[];
   /** Items of the whole batch with a weak label (the MIL normaliser). */
