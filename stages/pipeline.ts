@@ -28,6 +28,7 @@ import {
 } from "./pipeline/evaluate.ts";
 import { writeRunReport } from "./pipeline/report.ts";
 import type { FuSTALResult } from "./pipeline/result.ts";
+import type { Detection } from "../lib/types.ts";
 import { checkRunFolder, runFiles } from "./pipeline/run_folder.ts";
 import { RunState, stageKeys } from "./pipeline/state.ts";
 import {
@@ -85,16 +86,15 @@ export async function runFuSTAL(config: FuSTALConfig = {}): Promise<FuSTALResult
   const pseudoLabels = scorePseudoLabels(plan, generated.train, pseudo, settings.names.filter, log);
   const trained = await timed("training", () => trainingStage(run, plan.stu, pseudo));
   const fusion = config.classFusion ?? PRESET_CLASS_FUSION[settings.preset];
+  const genClasses = videoClasses(generated.test);
+  const fuse = (dets: Detection[]) =>
+    fusion === "generator" ? keepVideoClasses(dets, genClasses) : dets;
   const student = await timed("evaluation", async () => {
-    const figures = scoreStudent(plan, trained, out, log, {
-      mode: fusion,
-      generatorTest: generated.test,
-    });
+    const figures = scoreStudent(plan, trained, out, log, { mode: fusion, fuse });
     if (fusion === "generator") {
-      const kept = keepVideoClasses(trained.test, videoClasses(generated.test));
       await writeResultsFile(
         files.detectionsFused,
-        kept,
+        fuse(trained.test),
         `[Student, generator classes] ${settings.names.student}`,
       );
     } else {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type ClassFusion, keepVideoClasses, videoClasses } from "../fusion.ts";
+import type { ClassFusion } from "../fusion.ts";
 import type { BackendInfo } from "../../lib/backend.ts";
 import type { Detection } from "../../lib/types.ts";
 import type { StudentResult } from "../../lib/plugin_types.ts";
@@ -64,12 +64,13 @@ export function scoreStudent(
   s: StudentResult,
   out: string,
   log: (line: string) => void,
-  fusion: { mode: ClassFusion; generatorTest: Detection[] } = { mode: "none", generatorTest: [] },
+  fusion: { mode: ClassFusion; fuse: (dets: Detection[]) => Detection[] } = {
+    mode: "none",
+    fuse: (dets) => dets,
+  },
 ): FuSTALResult["student"] {
   const { gtTest, testIds, tiou } = plan;
-  const classes = videoClasses(fusion.generatorTest);
-  const fuse = (dets: Detection[]) =>
-    fusion.mode === "generator" ? keepVideoClasses(dets, classes) : dets;
+  const { fuse } = fusion;
   // Scored on the evaluation ground truth's test videos only (a plugin that predicted on
   // others would otherwise be charged false positives for videos nobody scores).
   const onTestRaw = (dets: Detection[]) => dets.filter((d) => testIds.has(d.videoId));
