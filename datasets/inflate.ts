@@ -5,8 +5,7 @@
  *
  * Which inflater: the runtime's own zlib (`node:zlib` `gunzipSync` / `inflateRawSync`) is
  * used for whole members because it measured 2-4x faster than fflate in both Deno and Bun
- * (STACK-NOTES "Decompression"; re-measured by `bench/datasets_bench.ts`, see
- * `bench/BENCH-datasets.md`). fflate stays the fallback (a runtime without `node:zlib`, or
+ * (measured by `bench/datasets_bench.ts`, see `bench/BENCH-datasets.md`). fflate stays the fallback (a runtime without `node:zlib`, or
  * {@linkcode setInflater}`("fflate")`) and is used for partial header reads, where its
  * streaming API stops early without inflating the rest. Containers (zip directories, npz)
  * are parsed by our own reader in `datasets/zip.ts`.

@@ -455,6 +455,45 @@ function gemm(
   blasStats.sgemmCalls += p.aIdx.length;
 }
 
+/**
+ * One sgemm on float32 tensors of the wasm heap, each operand addressed by its tensor and an
+ * element offset into it (row-major; `beta` 1 accumulates into `c`). For kernels that slice
+ * their operands by offset instead of copying (`lib/blas_conv.ts`). BLAS must be loaded.
+ */
+export function heapSgemm(
+  backend: unknown,
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  a: { t: tf.TensorInfo; off: number; ld: number },
+  b: { t: tf.TensorInfo; off: number; ld: number },
+  beta: number,
+  c: { t: tf.TensorInfo; off: number; ld: number },
+): void {
+  const be = backend as WasmBackendLike;
+  const base = heapBase(be);
+  const at = (x: { t: tf.TensorInfo; off: number }) =>
+    base + be.dataIdMap.get(x.t.dataId).memoryOffset + 4 * x.off;
+  native!.sgemm(
+    transA ? TRANS : NO_TRANS,
+    transB ? TRANS : NO_TRANS,
+    m,
+    n,
+    k,
+    1,
+    at(a),
+    a.ld,
+    at(b),
+    b.ld,
+    beta,
+    at(c),
+    c.ld,
+  );
+  blasStats.sgemmCalls++;
+}
+
 function usable(a: tf.TensorInfo, b: tf.TensorInfo, p: Plan | null): p is Plan {
   if (!enabled || !native || a.dtype !== "float32" || b.dtype !== "float32" || !p) return false;
   if (p.m === 0 || p.n === 0 || p.k === 0) return false;

@@ -8,7 +8,17 @@ import { blasActive, blasInfo, blasStats, matMulT, setBlasEnabled } from "../lib
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/rng.ts";
 import { conv1d, matMul as opsMatMul } from "../stages/training/ops.ts";
-import { matMulExplicit } from "../stages/generation/model.ts";
+import {
+  createParams,
+  disposeParams,
+  forwardCols,
+  forwardPadded,
+  hostIm2col,
+  inferCas,
+  matMulExplicit,
+  padRows,
+} from "../stages/generation/model.ts";
+import { convRows, convRowsFilter } from "../lib/blas_conv.ts";
 
 setBlasOptions({});
 const info = await initBackend("wasm");
@@ -237,6 +247,89 @@ Deno.test(
     const [tw, tb] = both(() => matMulT(p, r3, true, false));
     close(tb[0], tw[0], "matMulT");
     tf.dispose([x, wc, bc, r2, p, q, r3]);
+  },
+);
+
+Deno.test("blas: the shifted-product conv equals im2col + matMul, forward and filter", opts, () => {
+  const rng = new Rng(21);
+  for (
+    const [B, T, D, H, taps] of [[1, 1, 1, 1, 1], [2, 9, 5, 7, 3], [3, 17, 4, 6, 5], [
+      1,
+      40,
+      33,
+      2,
+      3,
+    ]]
+  ) {
+    const half = (taps - 1) / 2;
+    const x = rnd(rng, [B, T, D]) as tf.Tensor3D;
+    const xp = tf.pad(x, [[0, 0], [half, half], [0, 0]]) as tf.Tensor3D;
+    const w = rnd(rng, [taps * D, H]) as tf.Tensor2D, dy = rnd(rng, [B * T, H]) as tf.Tensor2D;
+    // im2col reference on plain wasm: columns j·D + d hold feature d of row t + j
+    setBlasEnabled(false);
+    const cols = tf.reshape(
+      tf.concat(Array.from({ length: taps }, (_, j) => tf.slice(xp, [0, j, 0], [B, T, D])), 2),
+      [B * T, taps * D],
+    ) as tf.Tensor2D;
+    const refOut = tf.matMul(cols, w).dataSync() as Float32Array;
+    const refFilter = tf.matMul(tf.transpose(cols), dy).dataSync() as Float32Array;
+    setBlasEnabled(true);
+    const what = `B${B} T${T} D${D} H${H} k${taps}`;
+    close(convRows(xp, w, taps).dataSync() as Float32Array, refOut, `convRows ${what}`);
+    close(convRowsFilter(xp, dy, taps).dataSync() as Float32Array, refFilter, `filter ${what}`);
+  }
+  setBlasEnabled(false);
+  assert.throws(() => convRows(tf.zeros([1, 4, 2]) as tf.Tensor3D, tf.zeros([6, 1]), 3), /BLAS/);
+  setBlasEnabled(true);
+});
+
+Deno.test(
+  "blas: the generator's padded forward matches its im2col forward, with gradients",
+  opts,
+  () => {
+    const rng = new Rng(5);
+    const B = 3, T = 11, D = 6, H = 5;
+    const p = createParams(D, H, 4, rng);
+    const xs = new Float32Array(B * T * D).map(() => rng.next() - 0.3);
+    const drop = tf.tensor2d(
+      new Float32Array(B * T * H).map(() => (rng.next() < 0.7 ? 1 / 0.7 : 0)),
+      [
+        B * T,
+        H,
+      ],
+    );
+    const r = rnd(rng, [B * T, 4]), re = rnd(rng, [B * T, H]);
+    const run = (padded: boolean) => {
+      setBlasEnabled(padded);
+      const cols = tf.tensor2d(hostIm2col(xs, B, T, D).cols, [B * T, 3 * D]);
+      const xp = tf.tensor3d(padRows(xs, B, T, D), [B, T + 2, D]);
+      const { value, grads } = tf.variableGrads(() => {
+        const o = padded ? forwardPadded(p, xp, drop) : forwardCols(p, cols, drop);
+        return tf.add(tf.sum(tf.mul(o.cas, r)), tf.sum(tf.mul(o.emb, re))) as tf.Scalar;
+      }, [p.w1, p.b1, p.w2]);
+      const out = [value, grads[p.w1.name], grads[p.b1.name], grads[p.w2.name]].map((t) =>
+        t.dataSync() as Float32Array
+      );
+      tf.dispose([value, ...Object.values(grads), cols, xp]);
+      return out;
+    };
+    const ref = run(false), got = run(true);
+    ["loss", "dw1", "db1", "dw2"].forEach((n, i) => close(got[i], ref[i], n));
+    const cas = inferCas(p, [{ data: xs.subarray(0, T * D), T }, {
+      data: xs.subarray(T * D),
+      T: 2 * T,
+    }], D);
+    return cas.then(async (viaConv) => {
+      setBlasEnabled(false);
+      const viaCols = await inferCas(p, [{ data: xs.subarray(0, T * D), T }, {
+        data: xs.subarray(T * D),
+        T: 2 * T,
+      }], D);
+      setBlasEnabled(true);
+      viaConv.forEach((c, i) => close(c, viaCols[i], `inferCas video ${i}`));
+      disposeParams(p);
+      tf.dispose([drop, r, re]);
+    });
   },
 );
 

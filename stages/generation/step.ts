@@ -11,8 +11,16 @@ import type { Rng } from "../../lib/rng.ts";
 import type { FeatureCache } from "../../datasets/feature_cache.ts";
 import type { VideoMeta } from "../../datasets/types.ts";
 import type { GeneratorConfig } from "./presets.ts";
-import { type Adam, forwardCols, type GeneratorParams, hostIm2col, im2col3 } from "./model.ts";
-import { blasActive } from "../../lib/blas.ts";
+import {
+  type Adam,
+  forwardCols,
+  forwardPadded,
+  type GeneratorParams,
+  hostIm2col,
+  im2col3,
+  padRows,
+} from "./model.ts";
+import { convRowsAvailable } from "../../lib/blas_conv.ts";
 import { mineCounts, mineSnippets, topKTimeMask } from "./mining.ts";
 import { contrastLoss, identicalLabelPairs, milLoss } from "./losses.ts";
 import { gatherRows, randomPerturbIndices } from "./sampling.ts";
@@ -73,11 +81,15 @@ export async function trainStep(
   const { kEasy } = mineCounts(T, cfg.rEasy, cfg.rHard);
   const parts: tf.Scalar[] = [];
   const vars = { w1: params.w1, b1: params.b1, w2: params.w2 };
-  // im2col on the host for wasm/cpu (cheaper than tfjs pad/concat/transpose there); on
-  // WebGPU the features go up once and im2col runs on the device.
+  // The conv's input, by path: with the native BLAS, the rows zero-padded per video (the conv
+  // runs as shifted sgemms, `forwardPadded`); on plain wasm/cpu, im2col on the host (cheaper than
+  // tfjs pad/concat/transpose there); on WebGPU the features go up once and im2col runs on the
+  // device.
   const onDevice = tf.getBackend() === "webgpu";
-  // Under a native BLAS the weight gradient uses sgemm's transpose flag: no host transpose.
-  const host = onDevice ? null : hostIm2col(batch.x, B, T, D, !blasActive());
+  const padded = !onDevice && convRowsAvailable()
+    ? tf.tensor3d(padRows(batch.x, B, T, D), [B, T + 2, D])
+    : null;
+  const host = onDevice || padded ? null : hostIm2col(batch.x, B, T, D);
   const x = onDevice ? tf.tensor3d(batch.x, [B, T, D]) : null;
   const colsIn = host ? tf.tensor2d(host.cols, [B * T, 3 * D]) : null;
   const colsTIn = host?.colsT ? tf.tensor2d(host.colsT, [3 * D, B * T]) : null;
@@ -93,8 +105,9 @@ export async function trainStep(
     c.dispose();
   }
   const { value, grads } = tf.variableGrads(() => {
-    const cols = colsIn ?? im2col3(x!);
-    const { emb, cas } = forwardCols(params, cols, drop, colsTIn);
+    const { emb, cas } = padded
+      ? forwardPadded(params, padded, drop)
+      : forwardCols(params, colsIn ?? im2col3(x!), drop, colsTIn);
     const casHost = preCas ?? cas.dataSync();
     // Actionness a_t = Σ_c CAS (of the dropped-out embeddings, as in training mode).
     const act = new Float32Array(B * T);
@@ -133,7 +146,7 @@ export async function trainStep(
   const [cls, iv, cv] = await Promise.all(parts.map(async (p) => (await p.data())[0]));
   const total = (await value.data())[0];
   tf.dispose([value, drop, tgt, ...parts, ...Object.values(grads)]);
-  for (const t of [x, colsIn, colsTIn]) t?.dispose();
+  for (const t of [x, padded, colsIn, colsTIn]) t?.dispose();
   return { total, cls, inVideo: iv, cross: cv, pairs: pairs.length, gradNorm: gn };
 }
 
