@@ -4,17 +4,24 @@
  *
  * ```sh
  * deno run -A bench/blas_bench.ts [--cases gen-default,gen-paper,student-default,sgemm]
- *   [--steps 3] [--threads N]
+ *   [--steps 3] [--paper-steps 2] [--threads N] [--torch /usr/bin/python3]
  * ```
  *
  * Every case runs in its own child process (so each reports its own peak RSS, read from
  * `/proc/self/status` VmHWM), once on plain wasm (`FUSTAL_BLAS=off`) and once on wasm+BLAS:
  * - `gen-default`: generator training step (forward + backward + Adam) at the default size,
  *   16 x 256 x 128 (best of `--steps` after one warm-up step).
- * - `gen-paper`: the same at the published size, 16 x 750 x 2048, one step (plus a second
- *   BLAS step at one thread when the machine has more cores).
+ * - `gen-paper`: the same at the published size, 16 x 750 x 2048, best of `--paper-steps`
+ *   after one warm-up step (plus a second BLAS run at one thread when the machine has more
+ *   cores).
  * - `student-default`: student step (forward + backward of the full loss), 8 x 256 x 128.
  * - `sgemm`: one 2048^3 matMul (best of 3).
+ *
+ * With `--torch PYTHON` (an interpreter that has PyTorch, e.g. Debian's `python3-torch`), each
+ * generator row on BLAS is followed by `bench/torch_generator_step.py` at the same size and
+ * thread count, and the row gets PyTorch's s/step and the ratio (ours / PyTorch): the two run
+ * one after the other, so they see the same machine. PyTorch is never a dependency of the
+ * toolkit.
  *
  * GFLOP/s counts the matrix work analytically (generator: `stepFlops` of
  * `bench/generation_bench.ts`; student: `flopsPerStep` of `bench/student_step_bench.ts`).
@@ -38,7 +45,9 @@ const { values } = parseArgs({
   options: {
     cases: { type: "string", default: "sgemm,gen-default,student-default,gen-paper" },
     steps: { type: "string", default: "3" },
+    "paper-steps": { type: "string", default: "2" },
     threads: { type: "string" },
+    torch: { type: "string" },
     one: { type: "string" },
   },
 });
@@ -94,7 +103,7 @@ if (values.one) {
   const steps = Number(values.steps);
   let r: { s: number; gflop: number };
   if (c.name === "gen-default") r = await genStep(false, steps + 1);
-  else if (c.name === "gen-paper") r = await genStep(true, 1);
+  else if (c.name === "gen-paper") r = await genStep(true, Number(values["paper-steps"]) + 1);
   else if (c.name === "student-default") {
     const t = await stepTime("wasm", DEFAULT, 128, DEFAULT.batch, DEFAULT.maxSeqLen, steps);
     r = { s: t.step, gflop: flopsPerStep(DEFAULT, 128, DEFAULT.batch, DEFAULT.maxSeqLen) / 1e9 };
@@ -113,10 +122,26 @@ if (values.one) {
 
 const cores = navigator.hardwareConcurrency || 1;
 const threads = values.threads ? Number(values.threads) : undefined;
+
+/** PyTorch's s/step of the generator-like step at `size` on `n` threads (best after a warm-up). */
+async function torchStep(size: "default" | "paper", n: number): Promise<number | null> {
+  const script = new URL("./torch_generator_step.py", import.meta.url).pathname;
+  const steps = size === "paper" ? values["paper-steps"]! : values.steps!;
+  const out = await new Deno.Command(values.torch!, {
+    args: [script, "--size", size, "--threads", String(n), "--steps", steps],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) return null;
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
+  return (JSON.parse(line) as { stepSeconds: number }).stepSeconds;
+}
+
+const torchCols = values.torch ? " PyTorch s / step | ours / PyTorch |" : "";
 console.log(
-  `| case | backend | threads | s / step | GFLOP / step | GFLOP/s | peak RSS MB | speed-up vs wasm |`,
+  `| case | backend | threads | s / step | GFLOP / step | GFLOP/s | peak RSS MB | speed-up vs wasm |${torchCols}`,
 );
-console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+console.log(`|---|---|---:|---:|---:|---:|---:|---:|${values.torch ? "---:|---:|" : ""}`);
 for (const name of values.cases!.split(",")) {
   const runs: { blas: boolean; threads?: number }[] = [{ blas: false }, { blas: true, threads }];
   if (name === "gen-paper" && cores > 1 && !threads) runs.push({ blas: true, threads: 1 });
@@ -129,6 +154,8 @@ for (const name of values.cases!.split(",")) {
         import.meta.filename!,
         "--steps",
         values.steps!,
+        "--paper-steps",
+        values["paper-steps"]!,
         "--one",
         JSON.stringify({ name, ...r }),
       ],
@@ -145,12 +172,18 @@ for (const name of values.cases!.split(",")) {
       new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!,
     ) as Result;
     if (!r.blas) base = j.seconds;
+    let torch = "";
+    if (values.torch) {
+      const size = name === "gen-paper" ? "paper" : name === "gen-default" ? "default" : null;
+      const t = size && r.blas ? await torchStep(size, j.threads ?? 1) : null;
+      torch = t === null ? " | |" : ` ${t.toFixed(3)} | ${(j.seconds / t).toFixed(2)}x |`;
+    }
     console.log(
       `| ${name} | ${j.backend} | ${j.threads ?? 1} | ${j.seconds.toFixed(3)} | ${
         j.gflop.toFixed(1)
       } | ${(j.gflop / j.seconds).toFixed(1)} | ${Math.round(j.peakMB)} | ${
         base ? (base / j.seconds).toFixed(2) + "x" : "-"
-      } |`,
+      } |${torch}`,
     );
   }
 }

@@ -334,10 +334,26 @@ export function setBlasMinWork(n: number): void {
 interface WasmData {
   memoryOffset: number;
 }
-interface WasmBackendLike {
+/** The parts of tfjs-wasm's backend object that the native kernels use. */
+export interface WasmBackendLike {
+  /** The module's heap. */
   wasm: { HEAPU8: Uint8Array };
+  /** Where each tensor's data lives in the heap. */
   dataIdMap: { get(id: unknown): WasmData };
+  /** Allocates an output tensor on the heap. */
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
+  /** Frees a tensor's data (a kernel's temporary). */
+  disposeData(dataId: unknown): boolean;
+}
+
+/** A float32 view of a wasm tensor's data, in place (valid until the heap next grows). */
+export function heapView(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  return new Float32Array(
+    backend.wasm.HEAPU8.buffer,
+    backend.dataIdMap.get(t.dataId).memoryOffset,
+    n,
+  );
 }
 
 let lastBuf: ArrayBuffer | null = null;

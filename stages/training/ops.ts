@@ -11,6 +11,7 @@
  */
 import { tf } from "../../deps.ts";
 import { matMulT } from "../../lib/blas.ts";
+import { convRows, convRowsAvailable, convRowsFilter } from "../../lib/blas_conv.ts";
 
 type T = tf.Tensor;
 
@@ -73,11 +74,42 @@ function im2col(x: T, k: number): T {
   return tf.reshape(tf.concat(taps, 2), [b * t, k * cin]);
 }
 
+/**
+ * The value and gradient of {@linkcode conv1d} on the native BLAS: shifted products on the
+ * zero-padded rows (`lib/blas_conv.ts`) instead of im2col. The input gradient is the same kind
+ * of convolution of the padded output gradient, with the taps in reverse order and each tap's
+ * weight block transposed: dx[s] = Σ_i dy[s + i − p] · W_{k−1−i}ᵀ.
+ */
+function shiftedConv(x: T, w: T, k: number) {
+  const [b, t, cin] = x.shape;
+  const cout = w.shape[1] as number, p = (k - 1) / 2;
+  const padded = (v: T) => tf.pad(v, [[0, 0], [p, p], [0, 0]]) as tf.Tensor3D;
+  const value = tf.tidy(() => tf.reshape(convRows(padded(x), w as tf.Tensor2D, k), [b, t, cout]));
+  return {
+    value,
+    gradFunc: (dy: T, saved: T[]) =>
+      tf.tidy(() => {
+        const [sx, sw] = saved;
+        const dw = convRowsFilter(padded(sx), tf.reshape(dy, [b * t, cout]) as tf.Tensor2D, k);
+        const flipped = tf.concat(
+          Array.from(
+            { length: k },
+            (_, i) => tf.transpose(tf.slice(sw, [(k - 1 - i) * cin, 0], [cin, cout])),
+          ),
+          0,
+        ) as tf.Tensor2D;
+        const dx = tf.reshape(convRows(padded(dy), flipped, k), [b, t, cin]);
+        return [dx, dw];
+      }),
+  };
+}
+
 const conv1dCore = tf.customGrad(
   ((x: T, w: T, save: CustomFn) => {
     const [b, t, cin] = x.shape;
     const k = w.shape[0] / cin, cout = w.shape[1] as number;
     save([x, w]);
+    if (k > 1 && convRowsAvailable()) return shiftedConv(x, w, k);
     const value = tf.tidy(() =>
       tf.reshape(tf.matMul(im2col(x, k) as tf.Tensor2D, w as tf.Tensor2D), [b, t, cout])
     );
