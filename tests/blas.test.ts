@@ -250,6 +250,36 @@ Deno.test(
   },
 );
 
+Deno.test("blas: sums over leading axes (a product with ones) agree with wasm", opts, () => {
+  const rng = new Rng(4);
+  // [shape, axis, keepDims, runs on BLAS]
+  const cases: [number[], number | number[], boolean, boolean][] = [
+    [[7, 5], 0, false, true],
+    [[3, 4, 6], [0, 1], false, true],
+    [[3, 4, 6], [1, 0], true, true],
+    [[2, 3, 4, 5], [0, 1, 2], false, true],
+    [[2, 3, 4], -3, true, true],
+    [[5, 6], 1, false, false], // innermost: the original kernel
+    [[3, 4, 6], [0, 2], false, false], // not leading
+    [[1, 9], 0, false, false], // a single row
+    [[3, 4], [0, 1], false, false], // every axis
+  ];
+  for (const [shape, axis, keepDims, onBlas] of cases) {
+    const x = rnd(rng, shape);
+    const [w, b, calls] = both(() => tf.sum(x, axis, keepDims));
+    const what = `sum ${JSON.stringify(shape)} axis ${JSON.stringify(axis)}`;
+    close(b[0], w[0], what);
+    assert.equal(calls > 0, onBlas, `${what}: on BLAS`);
+    x.dispose();
+  }
+  const shape = tf.tidy(() => tf.sum(tf.ones([2, 3, 4]), [0, 1], true).shape);
+  assert.deepEqual(shape, [1, 1, 4]);
+  // sums of more rows than the ones buffer held before: it grows
+  const big = tf.ones([40000, 3]);
+  assert.deepEqual([...tf.sum(big, 0).dataSync()], [40000, 40000, 40000]);
+  big.dispose();
+});
+
 Deno.test("blas: the shifted-product conv equals im2col + matMul, forward and filter", opts, () => {
   const rng = new Rng(21);
   for (
