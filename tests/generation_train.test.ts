@@ -171,7 +171,13 @@ Deno.test("generation: plugin options, result JSON, and unknown options", async 
   assert.equal(cfg.seed, 42);
   assert.equal(cfg.crossVideo, false);
   assert.throws(() => configFromOptions({ bogus: 1 }), /unknown/);
-  assert.throws(() => configFromOptions({ preset: "huge" }), /unknown preset/);
+  assert.throws(
+    () => configFromOptions({ preset: "huge" }),
+    /generator option preset: unknown preset "huge" \(use default, reference, paper\)/,
+  );
+  // every preset of the run's --preset is a generator preset too (`run --preset reference`)
+  const ref = configFromOptions({ preset: "reference" });
+  assert.deepEqual([ref.snippets, ref.iterations, ref.hidden, ref.lr], [256, 600, 2048, 1e-4]);
   const j = toResultsFile(
     [{ videoId: "v1", label: "a", score: 0.5, segment: [1, 2] }],
     "[Generator]",

@@ -21,12 +21,13 @@ import {
 } from "../../lib/plugin_types.ts";
 import type { Dataset } from "../../datasets/types.ts";
 import { InputError } from "../../lib/errors.ts";
+import { presetName } from "../../lib/presets.ts";
 import {
   DEFAULT_PRESET,
   type GeneratorConfig,
   generatorConfig,
-  type GeneratorPreset,
   PAPER_PRESET,
+  REFERENCE_PRESET,
 } from "./presets.ts";
 import { trainGenerator } from "./train.ts";
 
@@ -35,12 +36,10 @@ export function configFromOptions(
   options: Record<string, unknown>,
   seed?: number,
 ): GeneratorConfig {
-  const { preset, ...rest } = options;
-  if (preset !== undefined && preset !== "default" && preset !== "paper") {
-    throw new InputError(
-      `generator option preset: unknown preset "${preset}" (use paper or default)`,
-    );
-  }
+  const { preset: presetOption, ...rest } = options;
+  const preset = presetOption === undefined
+    ? "default"
+    : presetName(presetOption, "generator option preset");
   const known = new Set(Object.keys(generatorConfig("default")));
   for (const k of Object.keys(rest)) {
     if (!known.has(k)) throw new InputError(`generator option "${k}" is unknown`);
@@ -48,7 +47,7 @@ export function configFromOptions(
   const overrides = { ...(seed !== undefined ? { seed } : {}), ...rest } as Partial<
     GeneratorConfig
   >;
-  return generatorConfig((preset as GeneratorPreset | undefined) ?? "default", overrides);
+  return generatorConfig(preset, overrides);
 }
 
 /** Runs the generator stage on a dataset with a {@linkcode StageContext}. */
@@ -87,7 +86,11 @@ export const generatorPlugin: GeneratorPlugin = {
   kind: "generator",
   name: "cola-xv",
   description: "CoLA generator with FuSTAL's cross-video contrast (arXiv 2407.08971)",
-  options: presetOptionDocs({ default: DEFAULT_PRESET, paper: PAPER_PRESET }, {
+  options: presetOptionDocs({
+    default: DEFAULT_PRESET,
+    reference: REFERENCE_PRESET,
+    paper: PAPER_PRESET,
+  }, {
     crossVideo: "false = the CoLA baseline (default true)",
     seed: "seed of the generator (default: the run's seed)",
   }),
