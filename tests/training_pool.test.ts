@@ -1,6 +1,7 @@
 // The student's worker pool (stages/training/pool.ts): micro-batch gradients computed by
-// workers and summed in order are bit-identical to the main thread's accumulation, a pooled
-// detection pass equals the sequential one, and a short training run with two threads writes
+// workers and summed in order are bit-identical to the main thread's accumulation, the EMA
+// teacher's labels from workers equal the main thread's, a pooled detection pass equals the
+// sequential one, and a short training run with two threads writes
 // the same weights and detections as with one.
 import assert from "node:assert/strict";
 import * as path from "node:path";
@@ -11,11 +12,19 @@ import { Rng } from "../lib/rng.ts";
 import { InputError } from "../lib/errors.ts";
 import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
 import { assignTargets } from "../stages/training/assign.ts";
+import {
+  type Crops,
+  type LabelCount,
+  localTeacherPass,
+  teacherRelabel,
+  teacherSegments,
+} from "../stages/training/batch.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import {
   holdPool,
   pooledGrads,
+  pooledTeacher,
   poolFor,
   poolStats,
   reviveWorkerError,
@@ -126,6 +135,60 @@ Deno.test("pool: micro-batch gradients from workers equal the sequential sums bi
   }
 });
 
+Deno.test("pool: the EMA teacher's labels from workers equal the main thread's", async () => {
+  const ds = tinyDataset({ nTrain: 6, nTest: 0, dim: 8 });
+  const K = ds.classes.length;
+  const cfg: StudentConfig = { ...TINY_STUDENT, batch: 6, microBatch: 2 };
+  const specs = paramSpecs(cfg, 8, K);
+  const vals = initValues(specs, new Rng(11));
+  const ema = Object.fromEntries(specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]));
+  // Six crops of different lengths (views into the videos' rows, as the feature cache gives).
+  const crops = async (): Promise<Crops> => {
+    const c: Crops = { wins: [], segs: [], metas: [] };
+    for (const [i, m] of ds.list("train").entries()) {
+      const f = await ds.load(m.id);
+      const len = Math.min(f.length - i, cfg.maxSeqLen - 3 * i);
+      c.wins.push({ data: f.data.subarray(i * 8, (i + len) * 8), length: len });
+      c.segs.push([{ a: 1, b: 5, c: 0 }]);
+      c.metas.push(m);
+    }
+    return c;
+  };
+  const relabel = async (pass?: Parameters<typeof teacherRelabel>[6]) => {
+    const c = await crops();
+    const count: LabelCount = { gen: 0, teacher: 0, crops: 0 };
+    await teacherRelabel(ema, cfg, c, 8, K, count, pass);
+    return { segs: c.segs, teacher: count.teacher };
+  };
+  const release = holdPool();
+  try {
+    const seq = await relabel();
+    assert.ok(seq.teacher > 0, "the teacher labels some crops");
+    // Three chunks of two crops: the same labels as one pass over the whole batch.
+    assert.deepEqual(await relabel(localTeacherPass), seq);
+    const whole = await relabel(async (e, c, chunks, D, k) => [
+      await teacherSegments(e, c, chunks.flat(), D, k),
+    ]);
+    assert.deepEqual(whole, seq, "chunked and whole-batch passes agree");
+    for (const n of [2, 3]) {
+      setWorkers(n);
+      const pool = await poolFor(cfg);
+      assert.ok(pool, `a pool of ${n} threads starts`);
+      const before = poolStats.teacherJobs;
+      const pooled = await relabel((e, c, chunks, D, k) =>
+        pooledTeacher(pool, e, c, chunks, D, k, (items) => teacherSegments(e, c, items, D, k))
+      );
+      // 2 threads: chunk 1 on the worker; 3 threads: chunks 1 and 2 on two workers.
+      assert.equal(poolStats.teacherJobs - before, n - 1, "workers labelled chunks");
+      assert.deepEqual(pooled, seq, `${n} threads: teacher labels`);
+    }
+  } finally {
+    release();
+    setWorkers(undefined);
+    tf.dispose(Object.values(ema));
+  }
+});
+
 Deno.test("pool: a pooled detection pass equals the sequential one", async () => {
   const ds = tinyDataset({ nTrain: 2, nTest: 12, dim: 8 });
   const specs = paramSpecs(TINY_STUDENT, 8, ds.classes.length);
@@ -182,8 +245,10 @@ Deno.test("pool: a training run with 2 threads gives the weights and detections 
     };
     const one = await runWith(1);
     const jobs = poolStats.gradJobs, dets = poolStats.detectJobs;
+    const teach = poolStats.teacherJobs;
     const two = await runWith(2);
     assert.ok(poolStats.gradJobs > jobs, "the worker computed micro-batches");
+    assert.ok(poolStats.teacherJobs > teach, "the worker labelled crops as the EMA teacher");
     assert.ok(poolStats.detectJobs > dets, "the worker detected videos");
     assert.ok(one.r.test.length > 0);
     assert.deepEqual(two.r.test, one.r.test, "final detections");

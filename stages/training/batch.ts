@@ -14,7 +14,7 @@ import type { tf } from "../../deps.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { Rng } from "../../lib/rng.ts";
 import type { Detection } from "../../lib/types.ts";
-import type { Dataset, VideoMeta } from "../../datasets/types.ts";
+import type { Dataset, FeatureGrid, VideoMeta } from "../../datasets/types.ts";
 import type { FeatureCache } from "../../datasets/feature_cache.ts";
 import { gridExtent, gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { cropWindow } from "./augment.ts";
@@ -132,10 +132,85 @@ export async function cropBatch(
   return out;
 }
 
+/** One crop as the EMA teacher reads it (also what a pool worker is sent). */
+export interface TeacherCrop {
+  /** Feature rows of the crop (`length` rows of D). */
+  data: Float32Array;
+  length: number;
+  /** Class ids of the video's weak (video-level) labels. */
+  labels: number[];
+  /** Grid and duration (seconds) of the video. */
+  grid: FeatureGrid;
+  duration: number;
+}
+
+/** The teacher's labels of one crop: grid segments, or null to keep the generator's. */
+export type TeacherLabels = GridSegment[] | null;
+
 /**
- * Replaces the labels of `crops` by the EMA teacher's detections above `cfg.teacherThresh`
- * (at least its best one), restricted to the video's weak labels with `cfg.teacherWeakLabels`.
- * A crop on which the teacher detects nothing keeps its generator labels.
+ * How the teacher's passes are run: the labels of every chunk of crops, chunk by chunk (the
+ * main thread alone, {@linkcode localTeacherPass}, or spread over the worker pool).
+ */
+export type TeacherPass = (
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  chunks: TeacherCrop[][],
+  D: number,
+  K: number,
+) => Promise<TeacherLabels[][]>;
+
+/**
+ * The crop ranges `[lo, hi)` of a batch of `n` crops that the teacher runs through the network
+ * together: micro-batches of `cfg.microBatch` crops as the step's gradients use
+ * (`step.ts` `microBatches`), else the whole batch. They depend on the configuration only, never
+ * on the number of threads, so the labels do not either.
+ */
+export function teacherChunks(cfg: StudentConfig, n: number): [number, number][] {
+  const m = cfg.microBatch > 0 && cfg.microBatch < n ? cfg.microBatch : n;
+  const out: [number, number][] = [];
+  for (let lo = 0; lo < n; lo += m) out.push([lo, Math.min(n, lo + m)]);
+  return out;
+}
+
+/**
+ * The EMA teacher's labels of `items`, run through the network together: per crop, its
+ * detections above `cfg.teacherThresh` (at least its best one) as segments of the crop's rows,
+ * restricted to the video's weak labels with `cfg.teacherWeakLabels`; null where the teacher
+ * detects nothing (TriDet `meta_archs.py` `inference` on the crop, FuSTAL paper Sec. 3.3).
+ */
+export async function teacherSegments(
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  items: TeacherCrop[],
+  D: number,
+  K: number,
+): Promise<TeacherLabels[]> {
+  const raws = await runNetwork(ema, cfg, items, D, cfg.maxSeqLen);
+  return raws.map((raw, i) => {
+    const weakIds = items[i].labels;
+    const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
+    const dets = postprocess(raw, K, cfg, cfg.teacherThresh, allowed);
+    if (dets.length === 0) return null; // clean per-video fallback to the generator labels
+    let keep = dets.filter((d) => d.score > cfg.teacherThresh);
+    if (keep.length === 0) keep = [dets[0]];
+    const { grid: g, duration: dur } = items[i];
+    const round = (x: number) =>
+      Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
+    return keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
+  });
+}
+
+/** {@linkcode TeacherPass} on the main thread: the chunks one after the other. */
+export const localTeacherPass: TeacherPass = async (ema, cfg, chunks, D, K) => {
+  const out: TeacherLabels[][] = [];
+  for (const c of chunks) out.push(await teacherSegments(ema, cfg, c, D, K));
+  return out;
+};
+
+/**
+ * Replaces the labels of `crops` by the EMA teacher's ({@linkcode teacherSegments}), computed
+ * in the chunks of {@linkcode teacherChunks} by `pass` (default: the main thread). A crop on
+ * which the teacher detects nothing keeps its generator labels.
  */
 export async function teacherRelabel(
   ema: Record<string, tf.Tensor>,
@@ -144,21 +219,21 @@ export async function teacherRelabel(
   D: number,
   K: number,
   count: LabelCount,
+  pass: TeacherPass = localTeacherPass,
 ): Promise<void> {
-  const raws = await runNetwork(ema, cfg, crops.wins, D, cfg.maxSeqLen);
-  raws.forEach((raw, i) => {
-    const weakIds = crops.metas[i].labels;
-    const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
-    const dets = postprocess(raw, K, cfg, cfg.teacherThresh, allowed);
-    if (dets.length === 0) return; // clean per-video fallback to the generator labels
-    let keep = dets.filter((d) => d.score > cfg.teacherThresh);
-    if (keep.length === 0) keep = [dets[0]];
-    const g = crops.metas[i].grid;
-    const dur = crops.metas[i].duration;
-    const round = (x: number) =>
-      Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
-    crops.segs[i] = keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
-    count.teacher += keep.length;
+  const items: TeacherCrop[] = crops.wins.map((w, i) => ({
+    data: w.data,
+    length: w.length,
+    labels: crops.metas[i].labels,
+    grid: crops.metas[i].grid,
+    duration: crops.metas[i].duration,
+  }));
+  const chunks = teacherChunks(cfg, items.length).map(([lo, hi]) => items.slice(lo, hi));
+  const labels = (await pass(ema, cfg, chunks, D, K)).flat();
+  labels.forEach((segs, i) => {
+    if (!segs) return;
+    crops.segs[i] = segs;
+    count.teacher += segs.length;
   });
 }
 
