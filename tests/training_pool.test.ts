@@ -11,7 +11,6 @@ import { blasActive, capBlasThreads, MULTI_THREAD_WORK } from "../lib/blas.ts";
 import { Rng } from "../lib/rng.ts";
 import { InputError } from "../lib/errors.ts";
 import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
-import { assignTargets } from "../stages/training/assign.ts";
 import {
   type Crops,
   type LabelCount,
@@ -43,6 +42,7 @@ import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
 import { run as predictCommand } from "../cli/predict.ts";
 import {
   jitteredLabels,
+  targetsOf,
   TINY_STUDENT,
   tinyDataset,
   writeActionFormer,
@@ -63,29 +63,20 @@ const CFG: StudentConfig = {
 function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
   const B = cfg.batch, t0 = cfg.maxSeqLen;
   const rng = new Rng(5);
-  const layout = makeLayout(t0, cfg);
   const lens = [t0, 37, 50, t0];
-  const cls = new Float32Array(B * layout.total * K);
-  const reg = new Float32Array(B * layout.total * 2);
-  let numPos = 0;
-  lens.forEach((len, i) => {
+  const segs = lens.map((len, i) => {
     const a = rng.int(0, len - 12);
-    const segs = i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
-    const t = assignTargets(segs, layout, len, K, cfg.regressionRanges, cfg.centerRadius);
-    cls.set(t.cls, i * layout.total * K);
-    reg.set(t.reg, i * layout.total * 2);
-    numPos += t.numPos;
+    return i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
   });
+  const targets = targetsOf(cfg, K, lens, segs);
   const keep = () => Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 0 : 1 / 0.9));
   return {
     x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
     lens,
     dropPath: Array.from({ length: cfg.levels - 1 }, () => [keep(), keep()]),
     milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
-    cls,
-    reg,
+    ...targets,
     weak: Float32Array.from({ length: B * K }, (_, i) => (i % 4 === 1 ? 1 : 0)),
-    norm: Math.max(1, numPos),
   };
 }
 
