@@ -167,10 +167,13 @@ function sameGroups(
 
 if (values.teacher) {
   try {
+    const ceilingBefore = await spinCeiling();
     const t1 = await teacherRun(1);
     const jobs = poolStats.teacherJobs;
     const tN = await teacherRun(N);
     const row = {
+      /** Speed-up of two independent CPU loops on 2 threads, before and after (the ceiling). */
+      spinCeiling: [ceilingBefore, await spinCeiling()],
       backend: describeBackend(info),
       loadAverage: [loadBefore, await load()],
       workers: N,
@@ -187,6 +190,10 @@ if (values.teacher) {
     else {
       const f = (x: number) => x.toFixed(1);
       console.log(`1-min load average before / after: ${row.loadAverage.join(" / ")}`);
+      console.log(
+        `ceiling (two CPU loops, 1 vs 2 threads) before / after: ` +
+          row.spinCeiling.map((x) => `${x.toFixed(2)}x`).join(" / "),
+      );
       console.log(`| teacher epoch | 1 thread | ${N} threads | speedup | identical weights, EMA |`);
       console.log(`| --- | --- | --- | --- | --- |`);
       console.log(
