@@ -14,7 +14,7 @@ import type { tf } from "../../deps.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { Rng } from "../../lib/rng.ts";
 import type { Detection } from "../../lib/types.ts";
-import type { Dataset, FeatureGrid, VideoMeta } from "../../datasets/types.ts";
+import type { Dataset, VideoMeta } from "../../datasets/types.ts";
 import type { FeatureCache } from "../../datasets/feature_cache.ts";
 import { gridExtent, gridToSeconds, secondsToGrid } from "../../datasets/time.ts";
 import { cropWindow } from "./augment.ts";
@@ -23,6 +23,9 @@ import { postprocess, runNetwork } from "./infer.ts";
 import type { Layout } from "./model.ts";
 import type { StudentConfig } from "./presets.ts";
 import type { HostBatch } from "./step.ts";
+import type { TeacherCrop, TeacherLabels } from "./pool.ts";
+
+export type { TeacherCrop, TeacherLabels } from "./pool.ts";
 
 /**
  * Pseudo labels (seconds) of the training videos as grid segments, per video id. Each segment
@@ -131,21 +134,6 @@ export async function cropBatch(
   }
   return out;
 }
-
-/** One crop as the EMA teacher reads it (also what a pool worker is sent). */
-export interface TeacherCrop {
-  /** Feature rows of the crop (`length` rows of D). */
-  data: Float32Array;
-  length: number;
-  /** Class ids of the video's weak (video-level) labels. */
-  labels: number[];
-  /** Grid and duration (seconds) of the video. */
-  grid: FeatureGrid;
-  duration: number;
-}
-
-/** The teacher's labels of one crop: grid segments, or null to keep the generator's. */
-export type TeacherLabels = GridSegment[] | null;
 
 /**
  * How the teacher's passes are run: the labels of every chunk of crops, chunk by chunk (the

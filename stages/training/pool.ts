@@ -12,7 +12,7 @@
  *   sequential accumulation with the same `microBatch`, whatever the number of workers; a
  *   step of one micro-batch (`microBatch` 0, the presets' value) runs on the main thread.
  * - The EMA teacher's labels ({@linkcode pooledTeacher}): the chunks of a batch's crops
- *   (`batch.ts` {@linkcode teacherChunks}: the step's micro-batches) are dealt round-robin the
+ *   (`batch.ts` `teacherChunks`: the step's micro-batches) are dealt round-robin the
  *   same way; each thread runs its chunks through the network with the EMA weights, sent to
  *   each worker once per step, and the labels are joined in crop order. A chunk's labels do
  *   not depend on which thread computed them, so they equal the main thread's alone.
@@ -42,7 +42,7 @@ import type { FeatureGrid, VideoFeatures, VideoMeta } from "../../datasets/types
 import type { Layout } from "./model.ts";
 import { DEFAULT_PARTS, type ModelChoice } from "./model/registry.ts";
 import type { StudentConfig } from "./presets.ts";
-import type { TeacherCrop, TeacherLabels } from "./batch.ts";
+import type { GridSegment } from "./assign.ts";
 import {
   accumulatedGrads,
   addGrads,
@@ -75,6 +75,21 @@ interface HostWeights {
   shapes: number[][];
   data: Float32Array[];
 }
+
+/** One crop as the EMA teacher reads it (`batch.ts` `teacherSegments`). */
+export interface TeacherCrop {
+  /** Feature rows of the crop (`length` rows of D). */
+  data: Float32Array;
+  length: number;
+  /** Class ids of the video's weak (video-level) labels. */
+  labels: number[];
+  /** Grid and duration (seconds) of the video. */
+  grid: FeatureGrid;
+  duration: number;
+}
+
+/** The teacher's labels of one crop: grid segments, or null to keep the generator's. */
+export type TeacherLabels = GridSegment[] | null;
 
 /** What the main thread asks a worker to do. */
 export type PoolJob =
@@ -405,7 +420,7 @@ async function gradsOnThreads(
 
 /**
  * The EMA teacher's labels of `chunks` (crops of one batch, `batch.ts`
- * {@linkcode teacherChunks}) with chunk j on thread j mod P (the main thread being 0, running
+ * `teacherChunks`) with chunk j on thread j mod P (the main thread being 0, running
  * `local`; the workers run the same `teacherSegments` on a copy of `ema`, sent once), joined in
  * chunk order. Equal to running `local` on every chunk in turn; a single chunk runs on the main
  * thread only.
