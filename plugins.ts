@@ -30,6 +30,7 @@ export {
   type GeneratorResult,
   type Plugin,
   PLUGIN_KINDS,
+  type PredictContext,
   type ProgressSink,
   type StageContext,
   type StudentPlugin,

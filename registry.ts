@@ -132,7 +132,7 @@ const METHODS: Record<PluginKind, { required: string[]; optional: string[] }> = 
   dataset: { required: ["open"], optional: ["detect"] },
   generator: { required: ["generate"], optional: [] },
   filter: { required: ["apply"], optional: [] },
-  student: { required: ["train"], optional: [] },
+  student: { required: ["train"], optional: ["predict"] },
 };
 
 function typeName(v: unknown): string {

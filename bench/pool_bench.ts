@@ -6,8 +6,13 @@
  * micro-batch, which the pool leaves on the main thread). Prints seconds, the ratio, and
  * whether the weights and detections are identical (they must be).
  *
+ * With `--teacher` it measures the EMA teacher's relabel pass instead: a two-epoch run whose
+ * second epoch learns from the EMA teacher, with 1 and N threads; it prints the teacher's
+ * seconds of that epoch (the `teacher X s` of the epoch log line), the epoch's seconds, and
+ * whether the final weights and EMA weights are identical (they must be).
+ *
  * ```
- * deno run -A bench/pool_bench.ts [--root DIR] [--workers N] [--micro-batch M] [--json]
+ * deno run -A bench/pool_bench.ts [--root DIR] [--workers N] [--micro-batch M] [--teacher] [--json]
  * ```
  *
  * @module
@@ -36,6 +41,7 @@ const { values } = parseArgs({
     root: { type: "string" },
     workers: { type: "string", default: "2" },
     "micro-batch": { type: "string" },
+    teacher: { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -122,6 +128,86 @@ async function detect(n: number, params: Record<string, tf.Tensor>) {
   const t = performance.now();
   const dets = await detectSplit(ds, params, cfg);
   return { seconds: (performance.now() - t) / 1000, cpu: (await cpuSeconds()) - c, dets };
+}
+
+/**
+ * A two-epoch run (the second on the EMA teacher's labels) with `n` threads: the teacher's and
+ * the teacher epoch's seconds from its log line, and the final weights and EMA weights.
+ */
+async function teacherRun(n: number) {
+  setWorkers(n);
+  const config: StudentConfig = { ...cfg, epochs: 2, switchEpoch: 1, snapshots: 0 };
+  const outDir = path.join(dir, `teacher-w${n}`);
+  const lines: string[] = [];
+  await trainStudent(ds, labels, {
+    config,
+    seed: 0,
+    outDir,
+    evalTest: false,
+    evalBeforeSwitch: false,
+    log: (l) => lines.push(l),
+  });
+  const line = lines.find((l) => l.startsWith("epoch 1 (EMA teacher)"));
+  const m = line?.match(/ ([\d.]+) s \(host [\d.]+, teacher ([\d.]+), step ([\d.]+)\)/);
+  if (!m) throw new Error(`no teacher epoch line in the log: ${lines.join(" | ")}`);
+  const ck = await loadCheckpoint(path.join(outDir, CHECKPOINT_FILE));
+  return { epoch: Number(m[1]), teacher: Number(m[2]), step: Number(m[3]), groups: ck.groups };
+}
+
+/** Whether two checkpoints' groups `names` hold the same values bit for bit. */
+function sameGroups(
+  a: Awaited<ReturnType<typeof teacherRun>>["groups"],
+  b: typeof a,
+  names: string[],
+): boolean {
+  return names.every((g) =>
+    Object.keys(a[g]).every((k) => a[g][k].data.every((v, i) => Object.is(v, b[g][k].data[i])))
+  );
+}
+
+if (values.teacher) {
+  try {
+    const ceilingBefore = await spinCeiling();
+    const t1 = await teacherRun(1);
+    const jobs = poolStats.teacherJobs;
+    const tN = await teacherRun(N);
+    const row = {
+      /** Speed-up of two independent CPU loops on 2 threads, before and after (the ceiling). */
+      spinCeiling: [ceilingBefore, await spinCeiling()],
+      backend: describeBackend(info),
+      loadAverage: [loadBefore, await load()],
+      workers: N,
+      microBatch: micro,
+      teacherSeconds1: t1.teacher,
+      teacherSecondsN: tN.teacher,
+      teacherSpeedup: t1.teacher / tN.teacher,
+      epochSeconds1: t1.epoch,
+      epochSecondsN: tN.epoch,
+      workerChunks: poolStats.teacherJobs - jobs,
+      identicalWeightsAndEma: sameGroups(t1.groups, tN.groups, ["model", "ema"]),
+    };
+    if (values.json) console.log(JSON.stringify(row));
+    else {
+      const f = (x: number) => x.toFixed(1);
+      console.log(`1-min load average before / after: ${row.loadAverage.join(" / ")}`);
+      console.log(
+        `ceiling (two CPU loops, 1 vs 2 threads) before / after: ` +
+          row.spinCeiling.map((x) => `${x.toFixed(2)}x`).join(" / "),
+      );
+      console.log(`| teacher epoch | 1 thread | ${N} threads | speedup | identical weights, EMA |`);
+      console.log(`| --- | --- | --- | --- | --- |`);
+      console.log(
+        `| teacher s (${row.workerChunks} chunks on workers) | ${f(t1.teacher)} | ` +
+          `${f(tN.teacher)} | ${row.teacherSpeedup.toFixed(2)}x | ` +
+          `${row.identicalWeightsAndEma ? "yes" : "NO"} |`,
+      );
+      console.log(`| whole epoch s | ${f(t1.epoch)} | ${f(tN.epoch)} | - | - |`);
+    }
+  } finally {
+    setWorkers(undefined);
+    await Deno.remove(dir, { recursive: true });
+  }
+  Deno.exit(0);
 }
 
 try {

@@ -160,7 +160,7 @@ export async function checksumDataset(
     shard?: ShardSpec | null;
   } = {},
 ): Promise<{ listing: ChecksumListing; shard: ReturnType<typeof planShard>["meta"] }> {
-  const ds = await openDataset(root, { ...opts, onWarning: logErr });
+  const ds = await openDataset(root, { ...opts, onWarning: (l) => logErr(`warning: ${l}`) });
   try {
     const metas = [...ds.list("train"), ...ds.list("test")];
     const plan = planShard(

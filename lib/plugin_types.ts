@@ -9,7 +9,7 @@
  * @module
  */
 import type { Detection } from "./types.ts";
-import type { Dataset, VideoMeta } from "./dataset_types.ts";
+import type { Dataset, VideoFeatures, VideoMeta } from "./dataset_types.ts";
 import type { BackendInfo } from "./backend.ts";
 
 /** A point of a training curve. */
@@ -143,6 +143,30 @@ export interface StudentPlugin {
   options?: Readonly<Record<string, string>>;
   /** Trains on the pseudo labels of the training videos and returns test detections. */
   train(dataset: Dataset, pseudoLabels: Detection[], context: StageContext): Promise<StudentResult>;
+  /**
+   * Optional: detects on `videos` with a checkpoint `train` wrote (the `predict` command). The
+   * command finds the student by the name the checkpoint gives (see {@linkcode PredictContext}).
+   */
+  predict?(
+    checkpoint: string,
+    videos: AsyncIterable<{ meta: VideoMeta; features: VideoFeatures }>,
+    context: PredictContext,
+  ): Promise<Detection[]>;
+}
+
+/**
+ * What a student's `predict` receives besides its checkpoint and the videos. The `predict`
+ * command runs the student a checkpoint names: the built-in checkpoint format is `tridet-ema`'s;
+ * any other checkpoint is a JSON file whose `student` field is the student's name (the rest of
+ * the file is the plugin's own), or `--student NAME` names it.
+ */
+export interface PredictContext {
+  /** Backend in use (tfjs is already initialised on it). */
+  backend?: BackendInfo;
+  /** Writes one log line (to stderr). */
+  log(line: string): void;
+  /** Opens a progress indicator with `total` units. */
+  progress(label: string, total: number): ProgressSink;
 }
 
 /** Any plugin. */

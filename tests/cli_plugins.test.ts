@@ -103,17 +103,34 @@ Deno.test("cli plugins: generate --generator runs a registered generator plugin"
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no generator plugin named "nope"/);
 
-    // train --student NAME: a student plugin that detects class 0 over [0, 1] s per test video.
+    // train --student NAME: a student plugin that detects class 0 over [0, 1] s per test video;
+    // its checkpoint (a JSON file naming it) lets \`predict\` do the same on any video.
     const echo = path.join(dir, "echo_student.ts");
     await Deno.writeTextFile(
       echo,
       `export default { kind: "student", name: "echo", options: { score: "detection score" },
-  train: async (ds, pseudo, ctx) => ({
-    test: ds.list("test").map((m) => ({
-      videoId: m.id, label: ds.classes[0], score: ctx.options.score ?? 1, segment: [0, 1],
-    })),
-    info: { pseudo: pseudo.length, seed: ctx.seed },
-  }),
+  train: async (ds, pseudo, ctx) => {
+    const score = ctx.options.score ?? 1;
+    await Deno.writeTextFile(ctx.outDir + "/echo.json",
+      JSON.stringify({ student: "echo", label: ds.classes[0], score }));
+    return {
+      test: ds.list("test").map((m) => ({
+        videoId: m.id, label: ds.classes[0], score, segment: [0, 1],
+      })),
+      info: { pseudo: pseudo.length, seed: ctx.seed },
+    };
+  },
+  predict: async (checkpoint, videos, ctx) => {
+    const c = JSON.parse(await Deno.readTextFile(checkpoint));
+    const out = [];
+    for await (const { meta, features } of videos) {
+      if (!(features.length > 0)) throw new Error("no features for " + meta.id);
+      const late = c.label === "late" ? meta.duration + 5 : 0;
+      out.push({ videoId: meta.id, label: c.label, score: c.score, segment: [late, late + 1] });
+    }
+    ctx.log("echo: " + out.length + " video(s)");
+    return out;
+  },
 };
 `,
     );
@@ -155,6 +172,70 @@ Deno.test("cli plugins: generate --generator runs a registered generator plugin"
     assert.match(
       bad.stderr,
       /student plugin "echo" .*: train \(test\) item 0 \(video .*\): score "high" is not a finite number/,
+    );
+
+    // predict --plugin: the checkpoint names its student; the plugin's predict detects.
+    const ckpt = path.join(stu, "echo.json");
+    const predict = (extra: string[]) =>
+      cli(["predict", "--checkpoint", ckpt, "--backend", "wasm", ...extra]);
+    const pred = path.join(dir, "pred.json");
+    const af = path.join(data, "actionformer");
+    const p = await predict(["--plugin", echo, "--root", af, "--out", pred, "--json"]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(p.stderr, /echo: 12 video\(s\)/);
+    assert.deepEqual(JSON.parse(p.stdout.trim().split("\n").at(-1)!), {
+      videos: 12,
+      detections: 12,
+      out: pred,
+    });
+    const pd = JSON.parse(await Deno.readTextFile(pred));
+    assert.equal(pd.method, "[Student] echo");
+    assert.deepEqual(pd.results, det.results, "predict gives what training detected");
+    // Feature files of the user's own videos go to the plugin too.
+    const npy = [];
+    for await (const e of Deno.readDir(path.join(af, "i3d_features"))) {
+      if (e.name.endsWith(".npy")) {
+        npy.push(path.join(data, "actionformer", "i3d_features", e.name));
+      }
+    }
+    npy.sort();
+    const pf = await predict(["--plugin", echo, "--features", npy[0], "--out", pred]);
+    assert.equal(pf.code, 0, pf.stderr);
+    const fd = JSON.parse(await Deno.readTextFile(pred));
+    assert.deepEqual(Object.keys(fd.results), [path.basename(npy[0], ".npy")]);
+    // Without the plugin, or with a student that cannot predict: one line, exit 2.
+    const lines = (t: string) =>
+      t.trim().split("\n").filter((l) => l.trim() && !/^backend |Warning|│|╭|╰/.test(l));
+    const missing = await predict(["--root", af, "--out", pred]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.equal(lines(missing.stderr).length, 1, missing.stderr);
+    assert.match(
+      missing.stderr,
+      /predict: the checkpoint's student "echo" is not registered \(load its module with --plugin/,
+    );
+    const notCkpt = path.join(dir, "not_ckpt.json");
+    await Deno.writeTextFile(notCkpt, JSON.stringify({ results: {} }));
+    const nc = await cli(["predict", "--checkpoint", notCkpt, "--root", af, "--out", pred]);
+    assert.equal(nc.code, 2, nc.stderr);
+    assert.match(nc.stderr, /not_ckpt\.json: not a student checkpoint/);
+    // What the plugin's predict returns is checked like every plugin's detections.
+    const late = path.join(dir, "late.json");
+    await Deno.writeTextFile(late, JSON.stringify({ student: "echo", label: "late", score: 1 }));
+    const lp = await cli([
+      "predict",
+      "--plugin",
+      echo,
+      "--checkpoint",
+      late,
+      "--root",
+      af,
+      "--out",
+      pred,
+    ]);
+    assert.equal(lp.code, 2, lp.stderr);
+    assert.match(
+      lp.stderr,
+      /student plugin "echo" .*: predict .*segment \[\S+, \S+\] starts after the video's end/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

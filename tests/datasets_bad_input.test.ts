@@ -241,5 +241,16 @@ Deno.test("datasets bad input: the CLI exits 2 with one line and no stdout", asy
     if (!warn[0].startsWith("warning: ") || !warn[0].includes(vid)) throw new Error(warn[0]);
     const summary = JSON.parse(new TextDecoder().decode(ok.stdout).trim().split("\n").at(-1)!);
     assertEquals([summary.videos.train + summary.videos.test, summary.skipped], [3, 1]);
+    // `inspect --checksum` words the same warning the same way.
+    const sums = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", mod, "inspect", "--root", af, "--checksum"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(sums.code, 0);
+    const sumWarn = new TextDecoder().decode(sums.stderr).trim().split("\n").filter((l) =>
+      !/Warning|│|╭|╰/.test(l) && l.trim() !== ""
+    );
+    assertEquals(sumWarn, warn);
   });
 });

@@ -13,6 +13,8 @@ import { encodeNpy } from "../datasets/npy.ts";
 import { atomicWrite, atomicWriteJson } from "../lib/io.ts";
 import * as path from "node:path";
 import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
+import { assignTargets, type GridSegment } from "../stages/training/assign.ts";
+import { makeLayout } from "../stages/training/model.ts";
 
 /**
  * A student small enough for unit tests: 16 wide, 3 levels, 64-row windows at the full feature
@@ -137,6 +139,30 @@ export async function writeActionFormer(ds: Dataset, dir: string): Promise<void>
     version: "tiny",
     database,
   });
+}
+
+/**
+ * The per-point targets of a batch of items of lengths `lens` with grid segments `segs` (one
+ * list per item) on the `cfg.maxSeqLen` layout, packed as a step batch holds them, and the
+ * loss normaliser (positive points, at least 1).
+ */
+export function targetsOf(
+  cfg: StudentConfig,
+  K: number,
+  lens: number[],
+  segs: GridSegment[][],
+): { cls: Float32Array; reg: Float32Array; norm: number } {
+  const layout = makeLayout(cfg.maxSeqLen, cfg);
+  const cls = new Float32Array(lens.length * layout.total * K);
+  const reg = new Float32Array(lens.length * layout.total * 2);
+  let numPos = 0;
+  segs.forEach((s, i) => {
+    const t = assignTargets(s, layout, lens[i], K, cfg.regressionRanges, cfg.centerRadius);
+    cls.set(t.cls, i * layout.total * K);
+    reg.set(t.reg, i * layout.total * 2);
+    numPos += t.numPos;
+  });
+  return { cls, reg, norm: Math.max(1, numPos) };
 }
 
 /** Detections as an ActivityNet result object. */

@@ -6,11 +6,10 @@ import { initBackend } from "../lib/backend.ts";
 import { InputError } from "../lib/errors.ts";
 import { Rng } from "../lib/rng.ts";
 import { isHeapExhausted, WasmHeapExhausted } from "../lib/wasm_heap.ts";
-import { assignTargets } from "../stages/training/assign.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import { DEFAULT, type StudentConfig } from "../stages/training/presets.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
-import { TINY_STUDENT } from "./training_fixtures.ts";
+import { targetsOf, TINY_STUDENT } from "./training_fixtures.ts";
 import { accumulatedGrads, heapExhaustedError, type StepBatch } from "../stages/training/train.ts";
 
 await initBackend("wasm");
@@ -26,24 +25,15 @@ const TINY: StudentConfig = {
 function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
   const B = cfg.batch, t0 = cfg.maxSeqLen;
   const rng = new Rng(21);
-  const layout = makeLayout(t0, cfg);
   const lens = [t0, 40, 52, t0];
-  const cls = new Float32Array(B * layout.total * K);
-  const reg = new Float32Array(B * layout.total * 2);
-  let numPos = 0;
   const segs = [
     [{ a: 5, b: 20, c: 1 }],
     [{ a: 10, b: 14, c: 2 }, { a: 25, b: 38, c: 0 }],
     [],
     [{ a: 30, b: 60, c: 1 }],
   ];
-  segs.forEach((s, i) => {
-    const t = assignTargets(s, layout, lens[i], K, cfg.regressionRanges, cfg.centerRadius);
-    cls.set(t.cls, i * layout.total * K);
-    reg.set(t.reg, i * layout.total * 2);
-    numPos += t.numPos;
-  });
   return {
+    ...targetsOf(cfg, K, lens, segs),
     x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
     lens,
     // drop-path varies per item, so a wrong slice of it would change the gradients
@@ -56,11 +46,8 @@ function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
         ] as [Float32Array, Float32Array],
     ),
     milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
-    cls,
-    reg,
     // item 2 has no weak label: the MIL normaliser must count the whole batch's items
     weak: Float32Array.from([0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 1]),
-    norm: Math.max(1, numPos),
   };
 }
 

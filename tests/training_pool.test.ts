@@ -1,6 +1,7 @@
 // The student's worker pool (stages/training/pool.ts): micro-batch gradients computed by
-// workers and summed in order are bit-identical to the main thread's accumulation, a pooled
-// detection pass equals the sequential one, and a short training run with two threads writes
+// workers and summed in order are bit-identical to the main thread's accumulation, the EMA
+// teacher's labels from workers equal the main thread's, a pooled detection pass equals the
+// sequential one, and a short training run with two threads writes
 // the same weights and detections as with one.
 import assert from "node:assert/strict";
 import * as path from "node:path";
@@ -10,12 +11,19 @@ import { blasActive, capBlasThreads, MULTI_THREAD_WORK } from "../lib/blas.ts";
 import { Rng } from "../lib/rng.ts";
 import { InputError } from "../lib/errors.ts";
 import { MAX_DEFAULT_WORKERS, parseWorkers, setWorkers, workerCount } from "../lib/workers.ts";
-import { assignTargets } from "../stages/training/assign.ts";
+import {
+  type Crops,
+  type LabelCount,
+  localTeacherPass,
+  teacherRelabel,
+  teacherSegments,
+} from "../stages/training/batch.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import {
   holdPool,
   pooledGrads,
+  pooledTeacher,
   poolFor,
   poolStats,
   reviveWorkerError,
@@ -34,6 +42,7 @@ import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
 import { run as predictCommand } from "../cli/predict.ts";
 import {
   jitteredLabels,
+  targetsOf,
   TINY_STUDENT,
   tinyDataset,
   writeActionFormer,
@@ -54,29 +63,20 @@ const CFG: StudentConfig = {
 function batchOf(cfg: StudentConfig, D: number, K: number): StepBatch {
   const B = cfg.batch, t0 = cfg.maxSeqLen;
   const rng = new Rng(5);
-  const layout = makeLayout(t0, cfg);
   const lens = [t0, 37, 50, t0];
-  const cls = new Float32Array(B * layout.total * K);
-  const reg = new Float32Array(B * layout.total * 2);
-  let numPos = 0;
-  lens.forEach((len, i) => {
+  const segs = lens.map((len, i) => {
     const a = rng.int(0, len - 12);
-    const segs = i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
-    const t = assignTargets(segs, layout, len, K, cfg.regressionRanges, cfg.centerRadius);
-    cls.set(t.cls, i * layout.total * K);
-    reg.set(t.reg, i * layout.total * 2);
-    numPos += t.numPos;
+    return i === 2 ? [] : [{ a, b: a + rng.int(4, 11), c: i % K }];
   });
+  const targets = targetsOf(cfg, K, lens, segs);
   const keep = () => Float32Array.from({ length: B }, () => (rng.next() < 0.3 ? 0 : 1 / 0.9));
   return {
     x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
     lens,
     dropPath: Array.from({ length: cfg.levels - 1 }, () => [keep(), keep()]),
     milKeep: Float32Array.from({ length: B * t0 * K }, () => (rng.next() < 0.7 ? 0 : 1 / 0.3)),
-    cls,
-    reg,
+    ...targets,
     weak: Float32Array.from({ length: B * K }, (_, i) => (i % 4 === 1 ? 1 : 0)),
-    norm: Math.max(1, numPos),
   };
 }
 
@@ -123,6 +123,60 @@ Deno.test("pool: micro-batch gradients from workers equal the sequential sums bi
     release();
     setWorkers(undefined);
     tf.dispose(Object.values(vars));
+  }
+});
+
+Deno.test("pool: the EMA teacher's labels from workers equal the main thread's", async () => {
+  const ds = tinyDataset({ nTrain: 6, nTest: 0, dim: 8 });
+  const K = ds.classes.length;
+  const cfg: StudentConfig = { ...TINY_STUDENT, batch: 6, microBatch: 2 };
+  const specs = paramSpecs(cfg, 8, K);
+  const vals = initValues(specs, new Rng(11));
+  const ema = Object.fromEntries(specs.map((p) => [p.name, tf.tensor(vals.get(p.name)!, p.shape)]));
+  // Six crops of different lengths (views into the videos' rows, as the feature cache gives).
+  const crops = async (): Promise<Crops> => {
+    const c: Crops = { wins: [], segs: [], metas: [] };
+    for (const [i, m] of ds.list("train").entries()) {
+      const f = await ds.load(m.id);
+      const len = Math.min(f.length - i, cfg.maxSeqLen - 3 * i);
+      c.wins.push({ data: f.data.subarray(i * 8, (i + len) * 8), length: len });
+      c.segs.push([{ a: 1, b: 5, c: 0 }]);
+      c.metas.push(m);
+    }
+    return c;
+  };
+  const relabel = async (pass?: Parameters<typeof teacherRelabel>[6]) => {
+    const c = await crops();
+    const count: LabelCount = { gen: 0, teacher: 0, crops: 0 };
+    await teacherRelabel(ema, cfg, c, 8, K, count, pass);
+    return { segs: c.segs, teacher: count.teacher };
+  };
+  const release = holdPool();
+  try {
+    const seq = await relabel();
+    assert.ok(seq.teacher > 0, "the teacher labels some crops");
+    // Three chunks of two crops: the same labels as one pass over the whole batch.
+    assert.deepEqual(await relabel(localTeacherPass), seq);
+    const whole = await relabel(async (e, c, chunks, D, k) => [
+      await teacherSegments(e, c, chunks.flat(), D, k),
+    ]);
+    assert.deepEqual(whole, seq, "chunked and whole-batch passes agree");
+    for (const n of [2, 3]) {
+      setWorkers(n);
+      const pool = await poolFor(cfg);
+      assert.ok(pool, `a pool of ${n} threads starts`);
+      const before = poolStats.teacherJobs;
+      const pooled = await relabel((e, c, chunks, D, k) =>
+        pooledTeacher(pool, e, c, chunks, D, k, (items) => teacherSegments(e, c, items, D, k))
+      );
+      // 2 threads: chunk 1 on the worker; 3 threads: chunks 1 and 2 on two workers.
+      assert.equal(poolStats.teacherJobs - before, n - 1, "workers labelled chunks");
+      assert.deepEqual(pooled, seq, `${n} threads: teacher labels`);
+    }
+  } finally {
+    release();
+    setWorkers(undefined);
+    tf.dispose(Object.values(ema));
   }
 });
 
@@ -182,8 +236,10 @@ Deno.test("pool: a training run with 2 threads gives the weights and detections 
     };
     const one = await runWith(1);
     const jobs = poolStats.gradJobs, dets = poolStats.detectJobs;
+    const teach = poolStats.teacherJobs;
     const two = await runWith(2);
     assert.ok(poolStats.gradJobs > jobs, "the worker computed micro-batches");
+    assert.ok(poolStats.teacherJobs > teach, "the worker labelled crops as the EMA teacher");
     assert.ok(poolStats.detectJobs > dets, "the worker detected videos");
     assert.ok(one.r.test.length > 0);
     assert.deepEqual(two.r.test, one.r.test, "final detections");

@@ -23,6 +23,9 @@ import { postprocess, runNetwork } from "./infer.ts";
 import type { Layout } from "./model.ts";
 import type { StudentConfig } from "./presets.ts";
 import type { HostBatch } from "./step.ts";
+import type { TeacherCrop, TeacherLabels } from "./pool.ts";
+
+export type { TeacherCrop, TeacherLabels } from "./pool.ts";
 
 /**
  * Pseudo labels (seconds) of the training videos as grid segments, per video id. Each segment
@@ -133,9 +136,69 @@ export async function cropBatch(
 }
 
 /**
- * Replaces the labels of `crops` by the EMA teacher's detections above `cfg.teacherThresh`
- * (at least its best one), restricted to the video's weak labels with `cfg.teacherWeakLabels`.
- * A crop on which the teacher detects nothing keeps its generator labels.
+ * How the teacher's passes are run: the labels of every chunk of crops, chunk by chunk (the
+ * main thread alone, {@linkcode localTeacherPass}, or spread over the worker pool).
+ */
+export type TeacherPass = (
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  chunks: TeacherCrop[][],
+  D: number,
+  K: number,
+) => Promise<TeacherLabels[][]>;
+
+/**
+ * The crop ranges `[lo, hi)` of a batch of `n` crops that the teacher runs through the network
+ * together: micro-batches of `cfg.microBatch` crops as the step's gradients use
+ * (`step.ts` `microBatches`), else the whole batch. They depend on the configuration only, never
+ * on the number of threads, so the labels do not either.
+ */
+export function teacherChunks(cfg: StudentConfig, n: number): [number, number][] {
+  const m = cfg.microBatch > 0 && cfg.microBatch < n ? cfg.microBatch : n;
+  const out: [number, number][] = [];
+  for (let lo = 0; lo < n; lo += m) out.push([lo, Math.min(n, lo + m)]);
+  return out;
+}
+
+/**
+ * The EMA teacher's labels of `items`, run through the network together: per crop, its
+ * detections above `cfg.teacherThresh` (at least its best one) as segments of the crop's rows,
+ * restricted to the video's weak labels with `cfg.teacherWeakLabels`; null where the teacher
+ * detects nothing (TriDet `meta_archs.py` `inference` on the crop, FuSTAL paper Sec. 3.3).
+ */
+export async function teacherSegments(
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  items: TeacherCrop[],
+  D: number,
+  K: number,
+): Promise<TeacherLabels[]> {
+  const raws = await runNetwork(ema, cfg, items, D, cfg.maxSeqLen);
+  return raws.map((raw, i) => {
+    const weakIds = items[i].labels;
+    const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
+    const dets = postprocess(raw, K, cfg, cfg.teacherThresh, allowed);
+    if (dets.length === 0) return null; // clean per-video fallback to the generator labels
+    let keep = dets.filter((d) => d.score > cfg.teacherThresh);
+    if (keep.length === 0) keep = [dets[0]];
+    const { grid: g, duration: dur } = items[i];
+    const round = (x: number) =>
+      Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
+    return keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
+  });
+}
+
+/** {@linkcode TeacherPass} on the main thread: the chunks one after the other. */
+export const localTeacherPass: TeacherPass = async (ema, cfg, chunks, D, K) => {
+  const out: TeacherLabels[][] = [];
+  for (const c of chunks) out.push(await teacherSegments(ema, cfg, c, D, K));
+  return out;
+};
+
+/**
+ * Replaces the labels of `crops` by the EMA teacher's ({@linkcode teacherSegments}), computed
+ * in the chunks of {@linkcode teacherChunks} by `pass` (default: the main thread). A crop on
+ * which the teacher detects nothing keeps its generator labels.
  */
 export async function teacherRelabel(
   ema: Record<string, tf.Tensor>,
@@ -144,21 +207,21 @@ export async function teacherRelabel(
   D: number,
   K: number,
   count: LabelCount,
+  pass: TeacherPass = localTeacherPass,
 ): Promise<void> {
-  const raws = await runNetwork(ema, cfg, crops.wins, D, cfg.maxSeqLen);
-  raws.forEach((raw, i) => {
-    const weakIds = crops.metas[i].labels;
-    const allowed = cfg.teacherWeakLabels && weakIds.length ? new Set(weakIds) : undefined;
-    const dets = postprocess(raw, K, cfg, cfg.teacherThresh, allowed);
-    if (dets.length === 0) return; // clean per-video fallback to the generator labels
-    let keep = dets.filter((d) => d.score > cfg.teacherThresh);
-    if (keep.length === 0) keep = [dets[0]];
-    const g = crops.metas[i].grid;
-    const dur = crops.metas[i].duration;
-    const round = (x: number) =>
-      Math.max(0, secondsToGrid(g, Math.min(Math.max(gridToSeconds(g, x), 0), dur)));
-    crops.segs[i] = keep.map((d) => ({ a: round(d.a), b: round(d.b), c: d.c }));
-    count.teacher += keep.length;
+  const items: TeacherCrop[] = crops.wins.map((w, i) => ({
+    data: w.data,
+    length: w.length,
+    labels: crops.metas[i].labels,
+    grid: crops.metas[i].grid,
+    duration: crops.metas[i].duration,
+  }));
+  const chunks = teacherChunks(cfg, items.length).map(([lo, hi]) => items.slice(lo, hi));
+  const labels = (await pass(ema, cfg, chunks, D, K)).flat();
+  labels.forEach((segs, i) => {
+    if (!segs) return;
+    crops.segs[i] = segs;
+    count.teacher += segs.length;
   });
 }
 

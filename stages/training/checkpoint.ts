@@ -15,9 +15,12 @@ import {
 
 export type { HostTensor, TensorGroups } from "../../lib/tensor_file.ts";
 
+/** The first 8 bytes of a student checkpoint file. */
+export const CHECKPOINT_MAGIC = "FSTLCKP1";
+
 /** The student checkpoint kind of tensor file. */
 const STUDENT_CHECKPOINT: TensorFileKind = {
-  magic: "FSTLCKP1",
+  magic: CHECKPOINT_MAGIC,
   name: "student checkpoint",
   finiteOnly: true,
 };

@@ -11,6 +11,11 @@
  *   gradient does not depend on which thread computed it, so the sums are bit-identical to the
  *   sequential accumulation with the same `microBatch`, whatever the number of workers; a
  *   step of one micro-batch (`microBatch` 0, the presets' value) runs on the main thread.
+ * - The EMA teacher's labels ({@linkcode pooledTeacher}): the chunks of a batch's crops
+ *   (`batch.ts` `teacherChunks`: the step's micro-batches) are dealt round-robin the
+ *   same way; each thread runs its chunks through the network with the EMA weights, sent to
+ *   each worker once per step, and the labels are joined in crop order. A chunk's labels do
+ *   not depend on which thread computed them, so they equal the main thread's alone.
  * - Detection ({@linkcode pooledDetect}): the videos of a split go to whichever thread is free;
  *   each is detected with the same `predictVideo`, and the detections are concatenated in the
  *   dataset's order.
@@ -37,6 +42,7 @@ import type { FeatureGrid, VideoFeatures, VideoMeta } from "../../datasets/types
 import type { Layout } from "./model.ts";
 import { DEFAULT_PARTS, type ModelChoice } from "./model/registry.ts";
 import type { StudentConfig } from "./presets.ts";
+import type { GridSegment } from "./assign.ts";
 import {
   accumulatedGrads,
   addGrads,
@@ -48,7 +54,13 @@ import {
 } from "./step.ts";
 
 /** Work the workers have done in this process (tests and benchmarks check the pool ran). */
-export const poolStats = { gradJobs: 0, detectJobs: 0, started: 0, workerErrors: 0 };
+export const poolStats = {
+  gradJobs: 0,
+  detectJobs: 0,
+  teacherJobs: 0,
+  started: 0,
+  workerErrors: 0,
+};
 
 /**
  * Fewest videos of a split for which a detection pass uses the pool (below: main thread alone).
@@ -64,12 +76,28 @@ interface HostWeights {
   data: Float32Array[];
 }
 
+/** One crop as the EMA teacher reads it (`batch.ts` `teacherSegments`). */
+export interface TeacherCrop {
+  /** Feature rows of the crop (`length` rows of D). */
+  data: Float32Array;
+  length: number;
+  /** Class ids of the video's weak (video-level) labels. */
+  labels: number[];
+  /** Grid and duration (seconds) of the video. */
+  grid: FeatureGrid;
+  duration: number;
+}
+
+/** The teacher's labels of one crop: grid segments, or null to keep the generator's. */
+export type TeacherLabels = GridSegment[] | null;
+
 /** What the main thread asks a worker to do. */
 export type PoolJob =
   | { kind: "init"; blas: string }
   | ({ kind: "vars"; varNames: string[] } & HostWeights)
   | ({ kind: "params" } & HostWeights)
   | { kind: "grads"; cfg: StudentConfig; layout: Layout; D: number; m: MicroBatch }
+  | { kind: "teacher"; cfg: StudentConfig; D: number; K: number; items: TeacherCrop[] }
   | {
     kind: "detect";
     cfg: StudentConfig;
@@ -388,6 +416,72 @@ async function gradsOnThreads(
     throw e;
   }
   return acc!;
+}
+
+/**
+ * The EMA teacher's labels of `chunks` (crops of one batch, `batch.ts`
+ * `teacherChunks`) with chunk j on thread j mod P (the main thread being 0, running
+ * `local`; the workers run the same `teacherSegments` on a copy of `ema`, sent once), joined in
+ * chunk order. Equal to running `local` on every chunk in turn; a single chunk runs on the main
+ * thread only.
+ */
+export async function pooledTeacher(
+  pool: StudentPool,
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  chunks: TeacherCrop[][],
+  D: number,
+  K: number,
+  local: (items: TeacherCrop[]) => Promise<TeacherLabels[]>,
+): Promise<TeacherLabels[][]> {
+  if (chunks.length < 2) return chunks.length ? [await local(chunks[0])] : [];
+  return await pool.exclusive(async () => {
+    const cap = capBlasThreads(1);
+    try {
+      return await teacherOnThreads(pool, ema, cfg, chunks, D, K, local);
+    } finally {
+      capBlasThreads(cap);
+    }
+  });
+}
+
+async function teacherOnThreads(
+  pool: StudentPool,
+  ema: Record<string, tf.Tensor>,
+  cfg: StudentConfig,
+  chunks: TeacherCrop[][],
+  D: number,
+  K: number,
+  local: (items: TeacherCrop[]) => Promise<TeacherLabels[]>,
+): Promise<TeacherLabels[][]> {
+  const P = Math.min(pool.workers.length + 1, chunks.length);
+  const used = pool.workers.slice(0, P - 1);
+  const w = await hostWeights(ema);
+  const loaded = used.map((pw) => quiet(pw.call({ kind: "params", ...w })));
+  const remote = new Map<number, Promise<TeacherLabels[]>>();
+  chunks.forEach((items, j) => {
+    if (j % P === 0) return;
+    // Own copies of the rows (a crop is a view into the feature cache): sent, not shared.
+    const own = items.map((it) => ({ ...it, data: it.data.slice(0, it.length * D) }));
+    const job = { kind: "teacher" as const, cfg, D, K, items: own };
+    remote.set(j, quiet(used[(j % P) - 1].call(job, own.map((it) => it.data.buffer))));
+  });
+  const out: TeacherLabels[][] = [];
+  try {
+    for (let j = 0; j < chunks.length; j++) {
+      if (j % P === 0) out.push(await local(chunks[j]));
+      else {
+        out.push(await remote.get(j)!);
+        poolStats.teacherJobs++;
+      }
+    }
+    await Promise.all(loaded);
+  } catch (e) {
+    // Let the workers finish what they were given before the caller goes on.
+    await Promise.allSettled([...loaded, ...remote.values()]);
+    throw e;
+  }
+  return out;
 }
 
 /**

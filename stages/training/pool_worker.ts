@@ -1,7 +1,8 @@
 /**
  * One worker of the student's pool (`pool.ts`): a tfjs-wasm module of its own, set up like the
  * main thread's (the same native BLAS or none, one BLAS thread), that computes what the main
- * thread sends: the gradients of one micro-batch (`step.ts` {@linkcode microBatchGrads}) or the
+ * thread sends: the gradients of one micro-batch (`step.ts` {@linkcode microBatchGrads}), the
+ * EMA teacher's labels of a chunk of crops (`batch.ts` {@linkcode teacherSegments}) or the
  * detections of one video (`infer.ts` {@linkcode predictVideo}), with the weights it was last
  * sent. Messages are handled one at a time, in the order they arrive.
  *
@@ -14,6 +15,7 @@ import { InputError } from "../../lib/errors.ts";
 import { predictVideo } from "./infer.ts";
 import { BACKBONES, HEADS, NECKS } from "./model/registry.ts";
 import { microBatchGrads } from "./step.ts";
+import { teacherSegments } from "./batch.ts";
 import type { PoolReply, PoolRequest, WorkerError } from "./pool.ts";
 
 interface Scope {
@@ -24,7 +26,7 @@ const scope = globalThis as unknown as Scope;
 
 /** Variables for gradients, by the main thread's record keys (named as the main thread's). */
 let vars: Record<string, tf.Variable> = {};
-/** Plain weights for detection, by record key. */
+/** Plain weights for detection and the EMA teacher, by record key. */
 let params: Record<string, tf.Tensor> = {};
 
 function loadVars(names: string[], varNames: string[], shapes: number[][], data: Float32Array[]) {
@@ -85,6 +87,8 @@ async function handle(req: PoolRequest): Promise<{ ok: unknown; transfer: Transf
         transfer: grads.map((a) => a.buffer as ArrayBuffer),
       };
     }
+    case "teacher":
+      return { ok: await teacherSegments(params, req.cfg, req.items, req.D, req.K), transfer: [] };
     case "detect":
       return {
         ok: await predictVideo(params, req.cfg, req.features, req.video, req.classes),

@@ -34,8 +34,11 @@ import {
   cropBatch,
   hostBatch,
   type LabelCount,
+  localTeacherPass,
   pseudoLabelsToGrid,
+  type TeacherPass,
   teacherRelabel,
+  teacherSegments,
 } from "./batch.ts";
 import { detectSplit } from "./infer.ts";
 import { makeLayout } from "./model.ts";
@@ -62,7 +65,7 @@ import {
   optimiserStep,
   type StepContext,
 } from "./step.ts";
-import { holdPool, pooledGrads, poolFor } from "./pool.ts";
+import { holdPool, pooledGrads, pooledTeacher, poolFor } from "./pool.ts";
 
 export {
   BEFORE_SWITCH_FILE,
@@ -143,6 +146,7 @@ export async function trainStudent(
     }
     const run = await prepareRun(dataset, pseudoLabels, opts, cfg, state, rng, ckptFile, log);
     run.gradients = pooledGradients(cfg);
+    run.teacherPass = pooledTeacherPass(cfg);
     return await runTraining(run);
   } finally {
     releasePool();
@@ -171,6 +175,8 @@ interface Run extends StepContext {
   /** Epochs (completed) after which an EMA snapshot is kept. */
   snapEpochs: number[];
   prog?: ProgressSink;
+  /** How the EMA teacher's labels are computed (through the pool when it has work for it). */
+  teacherPass?: TeacherPass;
   /** Steps done in this call (progress). */
   done: number;
 }
@@ -253,6 +259,29 @@ function pooledGradients(cfg: StudentConfig): GradientsFn | undefined {
     return pool
       ? await pooledGrads(pool, vars, c, layout, D, K, b)
       : accumulatedGrads(vars, c, layout, D, K, b);
+  };
+}
+
+/**
+ * The EMA teacher's passes through the worker pool when a batch has several chunks (the step's
+ * micro-batches; same labels as {@linkcode localTeacherPass}); undefined (the main thread alone)
+ * otherwise.
+ */
+function pooledTeacherPass(cfg: StudentConfig): TeacherPass | undefined {
+  if (!(cfg.ema && cfg.microBatch > 0 && cfg.microBatch < cfg.batch)) return undefined;
+  return async (ema, c, chunks, D, K) => {
+    const pool = await poolFor(c);
+    return pool
+      ? await pooledTeacher(
+        pool,
+        ema,
+        c,
+        chunks,
+        D,
+        K,
+        (items) => teacherSegments(ema, c, items, D, K),
+      )
+      : await localTeacherPass(ema, c, chunks, D, K);
   };
 }
 
@@ -358,7 +387,7 @@ async function trainIteration(
   if (teacher) {
     st.ms.host += performance.now() - tm;
     tm = performance.now();
-    await teacherRelabel(run.s.ema!, cfg, crops, D, K, st.labels);
+    await teacherRelabel(run.s.ema!, cfg, crops, D, K, st.labels, run.teacherPass);
     st.ms.teacher += performance.now() - tm;
     tm = performance.now();
   }
