@@ -116,7 +116,10 @@ export function convRowsAvailable(): boolean {
 
 function check(x: tf.Tensor3D, taps: number, where: string): void {
   if (!convRowsAvailable()) throw new Error(`${where}: needs the native BLAS kernels`);
-  if (x.rank !== 3 || x.dtype !== "float32" || !(taps >= 1 && x.shape[1] >= taps)) {
+  if (
+    x.rank !== 3 || x.dtype !== "float32" || !Number.isInteger(taps) || taps < 1 ||
+    x.shape[1] < taps
+  ) {
     throw new Error(`${where}: bad input [${x.shape}] for ${taps} taps`);
   }
 }

@@ -311,6 +311,8 @@ Deno.test("blas: the shifted-product conv equals im2col + matMul, forward and fi
   setBlasEnabled(false);
   assert.throws(() => convRows(tf.zeros([1, 4, 2]) as tf.Tensor3D, tf.zeros([6, 1]), 3), /BLAS/);
   setBlasEnabled(true);
+  assert.throws(() => convRows(tf.zeros([1, 4, 2]) as tf.Tensor3D, tf.zeros([5, 1]), 2.5), /taps/);
+  setBlasEnabled(true);
 });
 
 Deno.test(

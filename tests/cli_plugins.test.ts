@@ -36,7 +36,7 @@ Deno.test("cli plugins: lists kind, source, description and options", async () =
   const text = await cli(["plugins", "--kind", "generator"]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /cola-xv +\(built-in\)/);
-  assert.match(text.stdout, /iterations +default 400, paper 6000/);
+  assert.match(text.stdout, /iterations +default 400, reference 600, paper 6000/);
   const bad = await cli(["plugins", "--kind", "nope"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--kind must be one of dataset, generator, filter, student/);

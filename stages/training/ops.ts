@@ -109,7 +109,8 @@ const conv1dCore = tf.customGrad(
     const [b, t, cin] = x.shape;
     const k = w.shape[0] / cin, cout = w.shape[1] as number;
     save([x, w]);
-    if (k > 1 && convRowsAvailable()) return shiftedConv(x, w, k);
+    // (a weight that does not match the input, k not an integer, fails in the matMul below)
+    if (k > 1 && Number.isInteger(k) && convRowsAvailable()) return shiftedConv(x, w, k);
     const value = tf.tidy(() =>
       tf.reshape(tf.matMul(im2col(x, k) as tf.Tensor2D, w as tf.Tensor2D), [b, t, cout])
     );
