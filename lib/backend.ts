@@ -26,6 +26,7 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
+import { shareWasmIdentity } from "./wasm_clone.ts";
 import { parseWorkers, setWorkers, workerCount } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
 export { setWorkers, workerCount } from "./workers.ts";
@@ -135,7 +136,10 @@ async function withoutTfjsBanner<T>(fn: () => Promise<T>): Promise<T> {
 
 async function tryLoad(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
   try {
-    if (name === "wasm") await loadWasmBackend();
+    if (name === "wasm") {
+      await loadWasmBackend();
+      shareWasmIdentity();
+    }
     if (name === "webgpu") await loadWebgpuBackend();
     return await tf.setBackend(name);
   } catch {

@@ -114,7 +114,9 @@ function nodeGrads(node: TapeNode, dys: (tf.Tensor | null)[], names: string[]): 
   }
   const fns = node.gradient(dys);
   return names.map((name) => {
-    if (!(name in fns)) throw new Error(`Cannot backprop through input ${name} of ${node.kernelName}.`);
+    if (!(name in fns)) {
+      throw new Error(`Cannot backprop through input ${name} of ${node.kernelName}.`);
+    }
     const dx = tf.tidy(() => fns[name]());
     const x = node.inputs[name];
     if (dx.dtype !== "float32" || !tf.util.arraysEqual(dx.shape, x.shape)) {
@@ -157,7 +159,10 @@ function leanGradients(
       const node = nodes[i];
       const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
       const names = Object.keys(node.inputs);
-      const dxs = tidyNode ? e.tidy(() => nodeGrads(node, dys, names)) : nodeGrads(node, dys, names);
+      const dxs = tidyNode
+        ? e.tidy(() => nodeGrads(node, dys, names))
+        : nodeGrads(node, dys, names);
+      // disposed after this node unless still some tensor's gradient; tfjs disposes `cur`
       const done = new Set<tf.Tensor>();
       names.forEach((name, k) => {
         const x = node.inputs[name];
@@ -165,7 +170,8 @@ function leanGradients(
         if (!cur) acc.set(x.id, dxs[k]);
         else {
           acc.set(x.id, tf.add(cur, dxs[k]));
-          done.add(cur).add(dxs[k]);
+          done.add(cur);
+          if (freeDy) done.add(dxs[k]);
         }
       });
       if (freeDy) {
@@ -176,8 +182,8 @@ function leanGradients(
           done.add(g);
         }
       }
-      if (freeSaved) for (const t of node.saved ?? []) done.add(t);
-      if (freeDy || freeSaved) {
+      if (freeSaved) { for (const t of node.saved ?? []) done.add(t); }
+      if (done.size > 0) {
         const live = new Set(acc.values());
         for (const t of done) if (!live.has(t)) t.dispose();
       }
@@ -222,8 +228,10 @@ export function leanVariableGrads(
   const { value, grads } = lean;
   if (value.rank !== 0) {
     tf.dispose([value, ...grads.filter((g) => g !== undefined)]);
-    throw new Error(`The f passed in variableGrads(f) must return a scalar, but it returned a ` +
-      `rank-${value.rank} tensor`);
+    throw new Error(
+      `The f passed in variableGrads(f) must return a scalar, but it returned a ` +
+        `rank-${value.rank} tensor`,
+    );
   }
   if (!grads.some((g) => g !== undefined)) {
     value.dispose();
@@ -236,6 +244,8 @@ export function leanVariableGrads(
   xs.forEach((v, i) => {
     if (grads[i] !== undefined) named[v.name] = grads[i]!;
   });
-  for (const v of vars) if (!v.trainable) (named as Record<string, tf.Tensor | null>)[v.name] = null;
+  for (const v of vars) {
+    if (!v.trainable) (named as Record<string, tf.Tensor | null>)[v.name] = null;
+  }
   return { value, grads: named };
 }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { tf } from "../deps.ts";
 import { initBackend } from "../lib/backend.ts";
 import { leanGradsSupported, leanVariableGrads } from "../lib/grads.ts";
+import { shareWasmIdentity } from "../lib/wasm_clone.ts";
 import { Rng } from "../lib/rng.ts";
 import { assignTargets } from "../stages/training/assign.ts";
 import { studentLosses } from "../stages/training/losses.ts";
@@ -32,7 +33,9 @@ function assertIdentical(a: ReturnType<typeof hostOf>, b: ReturnType<typeof host
       continue;
     }
     assert.equal(g.length, h.length, k);
-    for (let i = 0; i < g.length; i++) assert.ok(Object.is(g[i], h[i]), `${k}[${i}]: ${g[i]} vs ${h[i]}`);
+    for (let i = 0; i < g.length; i++) {
+      assert.ok(Object.is(g[i], h[i]), `${k}[${i}]: ${g[i]} vs ${h[i]}`);
+    }
   }
 }
 
@@ -252,4 +255,50 @@ Deno.test("leanVariableGrads: a long chain peaks lower than tf.variableGrads", a
     `peak bytes: stock ${stock.bytes}, lean ${lean.bytes} (one buffer ${buf})`,
   );
   v.dispose();
+});
+
+Deno.test("shareWasmIdentity: wasm clones share their buffer; values and the student step unchanged", async () => {
+  await initBackend("wasm");
+  const be = tf.backend() as unknown as { numDataIds(): number };
+  const x = tf.tensor2d([1.5, -2, 3, 4.25], [2, 2]);
+  const ids = be.numDataIds();
+  const c = tf.clone(x);
+  assert.equal(be.numDataIds(), ids, "a clone adds no buffer");
+  x.dispose();
+  assert.deepEqual(Array.from(c.dataSync()), [1.5, -2, 3, 4.25], "the clone outlives its source");
+  c.dispose();
+  assert.equal(be.numDataIds(), ids - 1, "the last reference frees the buffer");
+  const s = tf.clone(tf.tensor1d(["a", "b"], "string"));
+  assert.deepEqual(s.dataSync(), ["a", "b"]);
+  // the student's micro-batch step gives the same floats with copying clones (tfjs's kernel)
+  const cfg: StudentConfig = { ...TINY_STUDENT, sgpBranches: true, sgpInitStd: 0.1, batch: 2 };
+  const D = 6, K = 3;
+  const specs = paramSpecs(cfg, D, K);
+  const vals = initValues(specs, new Rng(6));
+  const vars = Object.fromEntries(
+    specs.map((p) => [
+      p.name,
+      tf.variable(tf.tensor(vals.get(p.name)!, p.shape), true, `lean${Math.random()}/${p.name}`),
+    ]),
+  );
+  const layout = makeLayout(cfg.maxSeqLen, cfg);
+  const [m] = microBatches(cfg, layout, D, K, tinyBatch(cfg, D, K));
+  const run = () => {
+    const r = microBatchGrads(vars, cfg, layout, D, m);
+    tf.dispose([r.cls, r.reg, r.mil]);
+    return hostOf({ value: r.total, grads: r.grads });
+  };
+  const shared = run();
+  shareWasmIdentity(false);
+  try {
+    const y = tf.scalar(1);
+    const n0 = be.numDataIds();
+    const yc = tf.clone(y);
+    assert.equal(be.numDataIds(), n0 + 1, "tfjs's kernel copies");
+    tf.dispose([y, yc]);
+    assertIdentical(shared, run());
+  } finally {
+    shareWasmIdentity();
+  }
+  tf.dispose([s, ...Object.values(vars)]);
 });
