@@ -1,24 +1,25 @@
 /**
  * Where a student step's peak tensor memory goes under tfjs's autograd, and what freeing early
- * would save. One forward + backward pass of the full loss, measured four ways under
- * `tf.profile` (peak tensor bytes above the variables and the batch):
+ * saves. One forward + backward pass of the full loss, measured five ways under `tf.profile`
+ * (peak tensor bytes above the variables and the batch):
  *
  * - `stock`: `tf.variableGrads` (tfjs 4.22 `Engine.gradients`). The forward runs inside one
  *   `tidy`, so every intermediate lives until the loss exists; then the backward walk
  *   (`backpropagateGradients` in tfjs-core `tape.ts`) keeps the gradient of every intermediate
  *   tensor until the walk ends.
- * - `freeDy`: the same walk re-implemented here, disposing each node's output gradients (and
- *   the addends of summed gradients) once the node's input gradients exist: no node earlier on
- *   the tape reads them.
- * - `tidyNode`: the stock walk, but each node's input gradients computed inside one `tidy`
+ * - `freeDy`: `leanVariableGrads` (`lib/grads.ts`) disposing each node's output gradients (and
+ *   the addends of summed gradients) once the node's input gradients exist.
+ * - `tidyNode`: the same walk, each node's input gradients computed inside one `tidy` only
  *   (`customGrad` runs its gradient function outside any `tidy`, so its temporaries otherwise
  *   stay until the walk ends).
  * - `tidyNodeFreeDy`: both.
+ * - `all`: both, and each node's saved tensors disposed once the node is done (the default of
+ *   `leanVariableGrads`, which the training step uses).
  *
- * For the re-implemented walks it also prints the bytes held when the forward ended (the saved
- * tensors and the loss) and the most held after any backward node, so the forward's and the
- * backward's shares of the peak can be told apart. All four give the same gradients (max
- * |difference| printed). Analysis only: the toolkit's training code does not use this.
+ * For the lean walks it also prints the bytes held when the forward ended (the saved tensors and
+ * the loss) and the most held after any backward node, so the forward's and the backward's
+ * shares of the peak can be told apart. All give the same gradients (max |difference| printed,
+ * expected 0).
  *
  * ```sh
  * deno run -A bench/student_backprop_memory.ts [--preset reference|paper] [--rows 2304]
@@ -35,125 +36,7 @@ import { studentLosses } from "../stages/training/losses.ts";
 import { forward, initValues, paramSpecs } from "../stages/training/model.ts";
 import { PAPER, REFERENCE, type StudentConfig } from "../stages/training/presets.ts";
 import { randomStudentBatch } from "./student_step_bench.ts";
-
-/** The parts of a tfjs tape node this walk reads (tfjs-core `tape.ts` `TapeNode`). */
-interface TapeNode {
-  kernelName: string;
-  inputs: Record<string, tf.Tensor>;
-  outputs: tf.Tensor[];
-  gradient: ((dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>) | null;
-  saved?: tf.Tensor[];
-}
-
-/** The private members of tfjs's `Engine` that `Engine.gradients` uses. */
-interface EngineInternals {
-  state: { activeTape: TapeNode[] | null; gradientDepth: number };
-  scopedRun<T>(start: () => void, end: () => void, f: () => T): T;
-  startTape(): void;
-  endTape(): void;
-  tidy<T extends tf.TensorContainer>(nameOrFn: string | (() => T), fn?: () => T): T;
-}
-
-/**
- * Nodes of `tape` on a path from one of `xs` to `y`, inputs not depending on the xs pruned
- * (tfjs-core `getFilteredNodesXToY`, same rule: forward from the xs, backward from y).
- */
-function nodesXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
-  const fromX = new Set(xs.map((x) => x.id));
-  const nodeFromX = new Set<TapeNode>();
-  for (const node of tape) {
-    if (Object.values(node.inputs).some((t) => fromX.has(t.id))) {
-      for (const o of node.outputs) fromX.add(o.id);
-      nodeFromX.add(node);
-    }
-  }
-  const toY = new Set([y.id]);
-  const nodeToY = new Set<TapeNode>();
-  for (let i = tape.length - 1; i >= 0; i--) {
-    const node = tape[i];
-    if (!node.outputs.some((o) => toY.has(o.id))) continue;
-    for (const t of Object.values(node.inputs)) toY.add(t.id);
-    nodeToY.add(node);
-  }
-  return tape.filter((node) => nodeFromX.has(node) && nodeToY.has(node)).map((node) => ({
-    ...node,
-    inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, t]) => fromX.has(t.id))),
-  }));
-}
-
-/**
- * Tensor bytes of the last {@linkcode lowMemGradients} call: held when its forward pass ended
- * (the saved tensors and the loss), and the most held after any node of its backward walk.
- */
-const held = { afterForward: 0, backwardPeak: 0 };
-
-/** Which early frees {@linkcode lowMemGradients} makes. */
-interface Frees {
-  /** Evaluate each node's input gradients inside one `tidy` (frees custom-gradient temporaries). */
-  tidyNode: boolean;
-  /** Dispose a node's output gradients and the addends of sums once its inputs' exist. */
-  freeDy: boolean;
-}
-
-/**
- * `Engine.gradients` (tfjs-core 4.22 `engine.ts`) with the early frees of `frees`; with none it
- * is the stock walk. Tensors still held for another tensor (a gradient passed through
- * unchanged) are never disposed.
- */
-function lowMemGradients(
-  f: () => tf.Scalar,
-  xs: tf.Variable[],
-  frees: Frees,
-): { value: tf.Scalar; grads: tf.Tensor[] } {
-  const e = tf.engine() as unknown as EngineInternals;
-  const y = e.scopedRun(() => e.startTape(), () => e.endTape(), () => e.tidy("forward", f));
-  const tape = e.state.activeTape!;
-  const nodes = nodesXToY(tape, xs, y);
-  held.afterForward = held.backwardPeak = tf.memory().numBytes;
-  return e.tidy("backward", () => {
-    const acc = new Map<number, tf.Tensor>([[y.id, tf.onesLike(y)]]);
-    for (let i = nodes.length - 1; i >= 0; i--) {
-      const node = nodes[i];
-      const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
-      const inputs = Object.entries(node.inputs);
-      let dxs: tf.Tensor[];
-      if (frees.tidyNode) {
-        dxs = e.tidy(() => {
-          const fns = node.gradient!(dys);
-          return inputs.map(([name]) => fns[name]());
-        });
-      } else {
-        const fns = node.gradient!(dys);
-        dxs = inputs.map(([name]) => e.tidy(() => fns[name]()));
-      }
-      const done = new Set<tf.Tensor>();
-      inputs.forEach(([, x], k) => {
-        const cur = acc.get(x.id);
-        if (!cur) acc.set(x.id, dxs[k]);
-        else {
-          acc.set(x.id, tf.add(cur, dxs[k]));
-          done.add(cur).add(dxs[k]);
-        }
-      });
-      held.backwardPeak = Math.max(held.backwardPeak, tf.memory().numBytes);
-      if (!frees.freeDy) continue;
-      for (const o of node.outputs) {
-        const g = acc.get(o.id);
-        if (!g || xs.some((x) => x.id === o.id)) continue;
-        acc.delete(o.id);
-        done.add(g);
-      }
-      const live = new Set(acc.values());
-      for (const t of done) if (!live.has(t)) t.dispose();
-    }
-    const grads = xs.map((x) => acc.get(x.id)!);
-    if (e.state.gradientDepth === 0) {
-      for (const node of tape) for (const t of node.saved ?? []) t.dispose();
-      e.state.activeTape = null;
-    }
-    return { value: y, grads };
-  });
-}
+import { type LeanGradsOptions, leanVariableGrads } from "../lib/grads.ts";
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -190,22 +73,24 @@ if (import.meta.main) {
   const base = tf.memory().numBytes, tensors0 = tf.memory().numTensors;
   const results: Record<string, unknown> = { preset: values.preset, rows: T, batch: B };
   let ref: Float32Array[] | null = null;
-  const modes: Record<string, Frees | null> = {
+  const held = { afterForward: 0, backwardPeak: 0 };
+  const modes: Record<string, LeanGradsOptions | null> = {
     stock: null,
-    freeDy: { tidyNode: false, freeDy: true },
-    tidyNode: { tidyNode: true, freeDy: false },
-    tidyNodeFreeDy: { tidyNode: true, freeDy: true },
+    freeDy: { freeDy: true, tidyNode: false, freeSaved: false },
+    tidyNode: { freeDy: false, tidyNode: true, freeSaved: false },
+    tidyNodeFreeDy: { freeDy: true, tidyNode: true, freeSaved: false },
+    all: { freeDy: true, tidyNode: true, freeSaved: true },
   };
   for (const [mode, frees] of Object.entries(modes)) {
     let grads: Float32Array[] = [];
     const t = performance.now();
     const prof = await tf.profile(async () => {
-      const r = frees ? lowMemGradients(loss, vars, frees) : (() => {
-        const { value, grads } = tf.variableGrads(loss, vars);
-        return { value, grads: vars.map((v) => grads[v.name]) };
-      })();
-      grads = await Promise.all(r.grads.map((g) => g.data() as Promise<Float32Array>));
-      tf.dispose([r.value, ...r.grads]);
+      const { value, grads: g } = frees
+        ? leanVariableGrads(loss, vars, { ...frees, trace: held })
+        : tf.variableGrads(loss, vars);
+      const list = vars.map((v) => g[v.name]);
+      grads = await Promise.all(list.map((t) => t.data() as Promise<Float32Array>));
+      tf.dispose([value, ...list]);
     });
     const seconds = (performance.now() - t) / 1000;
     let maxDiff = 0;

@@ -5,11 +5,13 @@
  *
  * ```sh
  * deno run -A bench/student_memory_bench.ts [--rows 576] [--batch 1] [--width 128] [--dim 256]
- *   [--micro N] [--top 12] [--preset default|reference|paper] [--threads N]
+ *   [--micro N] [--top 12] [--preset default|reference|paper] [--threads N] [--copy-clones]
  * ```
  *
  * `--micro N` accumulates the gradients over micro-batches of N items (`microBatch`), as the
  * training loop does. `--threads N` sets the native BLAS threads (default: every core).
+ * `--copy-clones` puts back tfjs-wasm's copying `Identity` and `Cast` kernels (`lib/wasm_share.ts`), to
+ * measure what sharing the clones' buffers saves.
  *
  * @module
  */
@@ -17,6 +19,7 @@ import { parseArgs } from "node:util";
 import { tf } from "../deps.ts";
 import { describeBackend, initBackend, setBlasOptions } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
+import { shareWasmCopies } from "../lib/wasm_share.ts";
 import { initValues, paramSpecs } from "../stages/training/model.ts";
 import { DEFAULT, PAPER, REFERENCE, type StudentConfig } from "../stages/training/presets.ts";
 import { accumulatedGrads } from "../stages/training/train.ts";
@@ -35,11 +38,13 @@ const { values } = parseArgs({
     preset: { type: "string", default: "default" },
     steps: { type: "string", default: "1" },
     threads: { type: "string" },
+    "copy-clones": { type: "boolean", default: false },
   },
 });
 
 if (values.threads !== undefined) setBlasOptions({ threads: Number(values.threads) });
 const info = await initBackend("auto");
+if (values["copy-clones"]) shareWasmCopies(false);
 console.error(describeBackend(info));
 const base = values.preset === "paper"
   ? PAPER
@@ -95,6 +100,7 @@ console.log(JSON.stringify({
   width,
   dim: D,
   micro: cfg.microBatch,
+  clones: values["copy-clones"] ? "copied" : "shared",
   seconds,
   kernelCalls: prof!.kernels.length,
   peakMB: prof!.peakBytes / 1e6,

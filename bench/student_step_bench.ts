@@ -16,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "../deps.ts";
 import { initBackend } from "../lib/backend.ts";
+import { leanVariableGrads } from "../lib/grads.ts";
 import { Rng } from "../lib/rng.ts";
 import { assignTargets } from "../stages/training/assign.ts";
 import { milKs, milTopkMask, studentLosses } from "../stages/training/losses.ts";
@@ -122,7 +123,8 @@ export async function stepTime(
       milMask = milTopkMask((await zd.data()) as Float32Array, B, t0, K, ks);
       zd.dispose();
     }
-    const { value, grads } = tf.variableGrads(() => {
+    // as in training (stages/training/step.ts): the lean backward walk, same gradients
+    const { value, grads } = leanVariableGrads(() => {
       const o = forward(vars, cfg, { x, lens, t0, dim: D, dropPath }, true);
       return studentLosses(o, layout, { cls, reg, norm: 100, weak, milKeep, lens, milMask }, cfg)
         .total;

@@ -30,7 +30,8 @@ type Args = {
   attrs?: { dtype?: string };
 };
 
-let installed = false;
+/** The original kernels, while the sharing ones are registered. */
+let originals: tf.KernelConfig[] | null = null;
 
 function shared(x: tf.TensorInfo, backend: RefCounting): tf.TensorInfo {
   backend.incRef(x.dataId);
@@ -40,20 +41,30 @@ function shared(x: tf.TensorInfo, backend: RefCounting): tf.TensorInfo {
 /**
  * Re-registers the wasm backend's `Identity` and `Cast` kernels so that a copy to the same type
  * shares the input's buffer instead of copying it (casts to another type, and strings, still
- * go to the original kernels). The wasm backend must be registered. Idempotent.
+ * go to the original kernels); `enable = false` puts the original kernels back (for benchmarks
+ * that measure the copies). The wasm backend must be registered. Idempotent.
  */
-export function shareWasmCopies(): void {
-  if (installed) return;
-  for (const name of ["Identity", "Cast"] as const) {
-    const cfg = tf.getKernel(name, "wasm");
-    if (!cfg) return; // a tfjs-wasm without these kernels: keep what it has
+export function shareWasmCopies(enable = true): void {
+  if (enable === (originals !== null)) return;
+  if (!enable) {
+    for (const cfg of originals!) {
+      tf.unregisterKernel(cfg.kernelName, "wasm");
+      tf.registerKernel(cfg);
+    }
+    originals = null;
+    return;
+  }
+  const found = ["Identity", "Cast"].map((name) => tf.getKernel(name, "wasm"));
+  if (found.some((c) => !c)) return; // a tfjs-wasm without these kernels: keep what it has
+  originals = found as tf.KernelConfig[];
+  for (const cfg of originals) {
     const orig = cfg.kernelFunc;
-    tf.unregisterKernel(name, "wasm");
+    tf.unregisterKernel(cfg.kernelName, "wasm");
     tf.registerKernel({
       ...cfg,
       kernelFunc: ((args: Args) => {
         const { x } = args.inputs;
-        const sameType = name === "Identity" || args.attrs?.dtype === x.dtype;
+        const sameType = cfg.kernelName === "Identity" || args.attrs?.dtype === x.dtype;
         if (!sameType || x.dtype === "string") {
           return orig(args as unknown as Parameters<tf.KernelFunc>[0]);
         }
@@ -61,5 +72,4 @@ export function shareWasmCopies(): void {
       }) as unknown as tf.KernelFunc,
     });
   }
-  installed = true;
 }

@@ -8,6 +8,7 @@
  */
 import { tf } from "../../deps.ts";
 import { DivergenceError, InputError, LossWatch } from "../../lib/errors.ts";
+import { leanVariableGrads } from "../../lib/grads.ts";
 import { isHeapExhausted } from "../../lib/wasm_heap.ts";
 import { milKs, milTopkMask, studentLosses } from "./losses.ts";
 import { forward, type Layout } from "./model.ts";
@@ -131,7 +132,11 @@ export function microBatches(
   return out;
 }
 
-/** Loss terms and gradients of one micro-batch (forward and backward, one `variableGrads`). */
+/**
+ * Loss terms and gradients of one micro-batch (forward and backward): `tf.variableGrads` through
+ * {@linkcode leanVariableGrads}, bit-identical, freeing each intermediate gradient and saved
+ * tensor as soon as the backward walk is past it.
+ */
 export function microBatchGrads(
   vars: Record<string, tf.Variable>,
   cfg: StudentConfig,
@@ -141,7 +146,7 @@ export function microBatchGrads(
 ): StepGrads {
   const t0 = layout.lengths[0];
   let parts: tf.Scalar[] = [];
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = leanVariableGrads(() => {
     const out = forward(vars, cfg, {
       x: m.x,
       lens: m.lens,
