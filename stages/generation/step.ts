@@ -21,6 +21,7 @@ import {
   padRows,
 } from "./model.ts";
 import { convRowsAvailable } from "../../lib/blas_conv.ts";
+import { leanVariableGrads } from "../../lib/grads.ts";
 import { mineCounts, mineSnippets, topKTimeMask } from "./mining.ts";
 import { contrastLoss, identicalLabelPairs, milLoss } from "./losses.ts";
 import { gatherRows, randomPerturbIndices } from "./sampling.ts";
@@ -104,7 +105,7 @@ export async function trainStep(
     preCas = (await c.data()) as Float32Array;
     c.dispose();
   }
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = leanVariableGrads(() => {
     const { emb, cas } = padded
       ? forwardPadded(params, padded, drop)
       : forwardCols(params, colsIn ?? im2col3(x!), drop, colsTIn);
@@ -134,7 +135,7 @@ export async function trainStep(
     parts.push(tf.keep(cls), tf.keep(con.inVideo), tf.keep(con.cross));
     return total;
   }, Object.values(vars));
-  // variableGrads keys its result by the variables' (auto-generated) names.
+  // The gradients are keyed by the variables' (auto-generated) names.
   const byKey: Record<string, tf.Tensor> = {};
   for (const [k, v] of Object.entries(vars)) byKey[k] = grads[v.name];
   opt.apply(vars, byKey);
