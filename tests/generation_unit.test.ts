@@ -53,6 +53,18 @@ Deno.test("generation: median binarisation (even length averages the middle pair
 Deno.test("generation: top-k is stable (lower index wins ties) and masks have exactly k ones", () => {
   assert.deepEqual(topKIndices([1, 3, 3, 0, 3], 2), [1, 2]);
   assert.deepEqual(topKIndices([0, 0, 0, 0], 3), [0, 1, 2]);
+  // against a stable descending sort, on random data with many ties, strided reads and every k
+  const rng = new Rng(17);
+  for (let trial = 0; trial < 200; trial++) {
+    const T = 1 + Math.floor(rng.next() * 40), stride = 1 + Math.floor(rng.next() * 3);
+    const levels = 1 + Math.floor(rng.next() * 6);
+    const data = Array.from({ length: T * stride + 2 }, () => Math.floor(rng.next() * levels));
+    const k = Math.floor(rng.next() * (T + 2));
+    const vals = Array.from({ length: T }, (_, t) => data[1 + stride * t]);
+    const want = vals.map((v, t) => ({ v, t })).sort((a, b) => b.v - a.v || a.t - b.t)
+      .slice(0, Math.max(0, k)).map((e) => e.t).sort((a, b) => a - b);
+    assert.deepEqual(topKIndices(data, k, T, 1, stride), want, `trial ${trial}`);
+  }
   // B=1, T=3, C=2 CAS rows (1,5) (2,4) (3,6): class 0 keeps t1, t2; class 1 keeps t0, t2
   const m = topKTimeMask([1, 5, 2, 4, 3, 6], 1, 3, 2, 2);
   assert.deepEqual(Array.from(m), [0, 1, 1, 0, 1, 1]);
