@@ -79,6 +79,8 @@ type Sgemm = (
   beta: number,
   c: number,
   ldc: number,
+  /** Multiply-adds that decide the thread count when this call is one of a series (default m·n·k). */
+  work?: number,
 ) => void;
 
 interface Native {
@@ -188,9 +190,9 @@ function threaded(
       setThreads(current);
     };
   }
-  return (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc) => {
+  return (ta, tb, m, n, k, al, a, lda, b, ldb, be, c, ldc, work = m * n * k) => {
     if (setThreads && threads > 1) {
-      const want = m * n * k >= MULTI_THREAD_WORK ? Math.min(threads, threadCap) : 1;
+      const want = work >= MULTI_THREAD_WORK ? Math.min(threads, threadCap) : 1;
       if (want !== current) {
         setThreads(want);
         current = want;
@@ -475,7 +477,9 @@ function gemm(
 /**
  * One sgemm on float32 tensors of the wasm heap, each operand addressed by its tensor and an
  * element offset into it (row-major; `beta` 1 accumulates into `c`). For kernels that slice
- * their operands by offset instead of copying (`lib/blas_conv.ts`). BLAS must be loaded.
+ * their operands by offset instead of copying (`lib/blas_conv.ts`). `work`: the multiply-adds of
+ * the whole series this call belongs to, which decide its thread count as one product would
+ * (default: this call's m·n·k). BLAS must be loaded.
  */
 export function heapSgemm(
   backend: unknown,
@@ -488,6 +492,7 @@ export function heapSgemm(
   b: { t: tf.TensorInfo; off: number; ld: number },
   beta: number,
   c: { t: tf.TensorInfo; off: number; ld: number },
+  work?: number,
 ): void {
   const be = backend as WasmBackendLike;
   const base = heapBase(be);
@@ -507,6 +512,7 @@ export function heapSgemm(
     beta,
     at(c),
     c.ld,
+    work,
   );
   blasStats.sgemmCalls++;
 }

@@ -53,6 +53,7 @@ function forwardKernel({ inputs: { x, w }, backend, attrs: { taps } }: KernelArg
       { t: w, off: j * D * H, ld: H },
       j === 0 ? 0 : 1,
       { t: full, off: 0, ld: H },
+      taps * rows * H * D, // threads as for the one im2col product these replace
     );
   }
   if (full !== out) {
@@ -90,6 +91,7 @@ function filterKernel({ inputs: { x, dy }, backend, attrs: { taps } }: KernelArg
       { t: g, off: 0, ld: H },
       0,
       { t: out, off: j * D * H, ld: H },
+      taps * rows * H * D,
     );
   }
   if (g !== dy) backend.disposeData(g.dataId);
