@@ -4,7 +4,7 @@
  *
  * Network: temporal conv D→H (kernel 3, zero padding 1, bias) + ReLU = embedding E; dropout
  * on E (training); 1×1 conv H→C without bias + ReLU = CAS. With the native BLAS the kernel-3
- * conv runs as three shifted products per video on zero-padded rows ({@linkcode forwardPadded},
+ * conv runs as three shifted products on the zero-padded rows ({@linkcode forwardPadded},
  * `lib/blas_conv.ts`). Elsewhere it is im2col + matMul, because tfjs-wasm has no
  * `Conv2DBackpropFilter` (conv1d cannot train there), and every matMul goes through
  * {@linkcode matMulExplicit}, whose gradient uses explicit transposes: tfjs-wasm runs
