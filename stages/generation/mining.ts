@@ -99,7 +99,8 @@ function selectRank(a: Float64Array, n: number, r: number): number {
   while (hi > lo) {
     const mid = (lo + hi) >> 1;
     // median of three as the pivot value
-    let x = a[lo], y = a[mid], z = a[hi];
+    let x = a[lo], y = a[mid];
+    const z = a[hi];
     if (x > y) [x, y] = [y, x];
     if (y > z) y = z;
     const pivot = x > y ? x : y;
