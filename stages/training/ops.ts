@@ -5,7 +5,8 @@
  * explicit transposes (transposed matMul is ~10x slower on wasm).
  *
  * Layout everywhere: `[batch, time, channels]` (time-major, channels last), so a kernel-k conv
- * is k shifted slices concatenated on the channel axis (im2col) and one plain matMul.
+ * is k shifted slices concatenated on the channel axis (im2col) and one plain matMul; with the
+ * native BLAS, k shifted products on the padded rows instead (no im2col copy).
  *
  * @module
  */
