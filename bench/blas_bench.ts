@@ -14,7 +14,8 @@
  * - `gen-paper`: the same at the published size, 16 x 750 x 2048, best of `--paper-steps`
  *   after one warm-up step (plus a second BLAS run at one thread when the machine has more
  *   cores).
- * - `student-default`: student step (forward + backward of the full loss), 8 x 256 x 128.
+ * - `student-default`: student step (forward + backward of the full loss) of the `default`
+ *   preset: its batch (8) of whole windows (576 rows) of 128-d features, in one pass.
  * - `sgemm`: one 2048^3 matMul (best of 3).
  *
  * With `--torch PYTHON` (an interpreter that has PyTorch, e.g. Debian's `python3-torch`), each
