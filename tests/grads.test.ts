@@ -6,12 +6,11 @@ import { initBackend } from "../lib/backend.ts";
 import { leanGradsSupported, leanVariableGrads } from "../lib/grads.ts";
 import { shareWasmCopies } from "../lib/wasm_share.ts";
 import { Rng } from "../lib/rng.ts";
-import { assignTargets } from "../stages/training/assign.ts";
 import { studentLosses } from "../stages/training/losses.ts";
 import { forward, initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import type { StudentConfig } from "../stages/training/presets.ts";
 import { microBatches, microBatchGrads, type StepBatch } from "../stages/training/step.ts";
-import { TINY_STUDENT } from "./training_fixtures.ts";
+import { targetsOf, TINY_STUDENT } from "./training_fixtures.ts";
 
 /** Host copies of a `{ value, grads }` result (then disposed). */
 function hostOf(r: { value: tf.Scalar; grads: tf.NamedTensorMap }) {
@@ -141,18 +140,11 @@ Deno.test("leanVariableGrads: bad losses fail as tf.variableGrads does, leaving 
 function tinyBatch(cfg: StudentConfig, D: number, K: number): StepBatch {
   const B = cfg.batch, t0 = cfg.maxSeqLen;
   const rng = new Rng(8);
-  const layout = makeLayout(t0, cfg);
   const lens = [t0, 40, 52, t0].slice(0, B);
-  const cls = new Float32Array(B * layout.total * K);
-  const reg = new Float32Array(B * layout.total * 2);
   const segs = [[{ a: 5, b: 20, c: 1 }], [{ a: 10, b: 14, c: 2 }, { a: 25, b: 38, c: 0 }], [], [
     { a: 30, b: 60, c: 1 },
-  ]];
-  for (let i = 0; i < B; i++) {
-    const t = assignTargets(segs[i], layout, lens[i], K, cfg.regressionRanges, cfg.centerRadius);
-    cls.set(t.cls, i * layout.total * K);
-    reg.set(t.reg, i * layout.total * 2);
-  }
+  ]].slice(0, B);
+  const { cls, reg } = targetsOf(cfg, K, lens, segs);
   return {
     x: Float32Array.from({ length: B * t0 * D }, () => rng.next()),
     lens,

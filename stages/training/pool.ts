@@ -344,6 +344,22 @@ function quiet<T>(p: Promise<T>): Promise<T> {
 }
 
 /**
+ * Runs `fn` with the pool to itself ({@linkcode StudentPool.exclusive}) and BLAS held to one
+ * thread per product: the main thread computes beside the workers, and the library's thread
+ * count is one setting for the whole process.
+ */
+async function onThreads<T>(pool: StudentPool, fn: () => Promise<T>): Promise<T> {
+  return await pool.exclusive(async () => {
+    const cap = capBlasThreads(1);
+    try {
+      return await fn();
+    } finally {
+      capBlasThreads(cap);
+    }
+  });
+}
+
+/**
  * {@linkcode accumulatedGrads} with the micro-batches dealt round-robin to the main thread and
  * the pool's workers (micro-batch j to thread j mod P, the main thread being 0), summed on the
  * main thread in micro-batch order. Bit-identical to `accumulatedGrads` with the same
@@ -360,14 +376,7 @@ export async function pooledGrads(
 ): Promise<StepGrads> {
   const mbs = microBatches(cfg, layout, D, K, b);
   if (mbs.length < 2) return accumulatedGrads(vars, cfg, layout, D, K, b);
-  return await pool.exclusive(async () => {
-    const cap = capBlasThreads(1);
-    try {
-      return await gradsOnThreads(pool, vars, cfg, layout, D, mbs);
-    } finally {
-      capBlasThreads(cap);
-    }
-  });
+  return await onThreads(pool, () => gradsOnThreads(pool, vars, cfg, layout, D, mbs));
 }
 
 async function gradsOnThreads(
@@ -435,14 +444,7 @@ export async function pooledTeacher(
   local: (items: TeacherCrop[]) => Promise<TeacherLabels[]>,
 ): Promise<TeacherLabels[][]> {
   if (chunks.length < 2) return chunks.length ? [await local(chunks[0])] : [];
-  return await pool.exclusive(async () => {
-    const cap = capBlasThreads(1);
-    try {
-      return await teacherOnThreads(pool, ema, cfg, chunks, D, K, local);
-    } finally {
-      capBlasThreads(cap);
-    }
-  });
+  return await onThreads(pool, () => teacherOnThreads(pool, ema, cfg, chunks, D, K, local));
 }
 
 async function teacherOnThreads(
