@@ -19,7 +19,7 @@ import {
 } from "../lib/backend.ts";
 import type { Detection } from "../lib/types.ts";
 import type { StudentPlugin } from "../lib/plugin_types.ts";
-import type { FeatureGrid, VideoFeatures, VideoMeta } from "../lib/dataset_types.ts";
+import type { Dataset, FeatureGrid, VideoFeatures, VideoMeta } from "../lib/dataset_types.ts";
 import { decodeFeatureBytes } from "../datasets/features.ts";
 import { actionFormerGrid, gridToSeconds } from "../datasets/time.ts";
 import { predictVideo } from "../stages/training/infer.ts";
@@ -138,29 +138,21 @@ export async function run(args: string[]): Promise<number> {
     : {};
   let shardMeta: ShardMeta | null = null;
   if (values.root) {
-    const { openDataset } = await import("../datasets.ts");
-    const layout = values.layout as string | undefined;
-    const ds = await openDataset(values.root as string, layout ? { layout } : {});
-    if (ds.featureDim !== meta.inDim) {
-      throw new InputError(
-        `${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`,
-      );
-    }
-    const split = (values.split as string | undefined) ?? "test";
-    if (!["test", "train", "all"].includes(split)) {
-      throw new InputError(`predict: --split must be test, train or all, got "${split}"`);
-    }
-    const classes = meta.classes;
-    const plan = planShard(
-      "predict",
-      { ...settings, layout: ds.layout, split },
-      ds.list(split === "all" ? undefined : split as "test").map((m) => ({
-        id: m.id,
-        rows: metaRows(m),
-        meta: m,
-      })),
+    const { ds, plan } = await rootPlan(
+      values.root as string,
+      values.layout as string | undefined,
+      values.split as string | undefined,
+      settings,
       shard,
+      (ds) => {
+        if (ds.featureDim !== meta.inDim) {
+          throw new InputError(
+            `${ds.root}: features are ${ds.featureDim}-d, the checkpoint expects ${meta.inDim}-d`,
+          );
+        }
+      },
     );
+    const classes = meta.classes;
     shardMeta = plan.meta;
     const prog = new Progress("predict", plan.items.length, isInteractive(json));
     // One video at a time: a video's detections never depend on which others run with it,
@@ -335,6 +327,38 @@ async function* featureVideos(
 }
 
 /**
+ * The videos of `--root` to predict: the dataset (checked by `check` as soon as it is open), the
+ * `--split` (test by default; train, or all) and this shard's part of it.
+ */
+async function rootPlan(
+  root: string,
+  layout: string | undefined,
+  split: string | undefined,
+  settings: Record<string, unknown>,
+  shard: ShardSpec | null,
+  check?: (ds: Dataset) => void,
+) {
+  const { openDataset } = await import("../datasets.ts");
+  const ds = await openDataset(root, layout ? { layout } : {});
+  check?.(ds);
+  const s = split ?? "test";
+  if (!["test", "train", "all"].includes(s)) {
+    throw new InputError(`predict: --split must be test, train or all, got "${s}"`);
+  }
+  const plan = planShard(
+    "predict",
+    { ...settings, layout: ds.layout, split: s },
+    ds.list(s === "all" ? undefined : s as "test").map((m) => ({
+      id: m.id,
+      rows: metaRows(m),
+      meta: m,
+    })),
+    shard,
+  );
+  return { ds, plan };
+}
+
+/**
  * `predict` with a student plugin's own `predict`: the videos of `--root` (its split) or of the
  * feature files go to the plugin one at a time; what it returns is checked like every plugin's
  * detections (known videos, segments within them).
@@ -359,22 +383,7 @@ async function pluginPredict(
   let total: number;
   let shardMeta: ShardMeta | null;
   if (o.root) {
-    const { openDataset } = await import("../datasets.ts");
-    const ds = await openDataset(o.root, o.layout ? { layout: o.layout } : {});
-    const split = o.split ?? "test";
-    if (!["test", "train", "all"].includes(split)) {
-      throw new InputError(`predict: --split must be test, train or all, got "${split}"`);
-    }
-    const plan = planShard(
-      "predict",
-      { ...settings, layout: ds.layout, split },
-      ds.list(split === "all" ? undefined : split as "test").map((m) => ({
-        id: m.id,
-        rows: metaRows(m),
-        meta: m,
-      })),
-      o.shard,
-    );
+    const { ds, plan } = await rootPlan(o.root, o.layout, o.split, settings, o.shard);
     shardMeta = plan.meta;
     total = plan.items.length;
     source = (async function* () {
