@@ -6,10 +6,14 @@ import { initBackend } from "../lib/backend.ts";
 import { leanGradsSupported, leanVariableGrads } from "../lib/grads.ts";
 import { shareWasmCopies } from "../lib/wasm_share.ts";
 import { Rng } from "../lib/rng.ts";
-import { studentLosses } from "../stages/training/losses.ts";
-import { forward, initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
+import { initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import type { StudentConfig } from "../stages/training/presets.ts";
-import { microBatches, microBatchGrads, type StepBatch } from "../stages/training/step.ts";
+import {
+  microBatches,
+  microBatchGrads,
+  microBatchLoss,
+  type StepBatch,
+} from "../stages/training/step.ts";
 import { targetsOf, TINY_STUDENT } from "./training_fixtures.ts";
 
 /** Host copies of a `{ value, grads }` result (then disposed). */
@@ -191,24 +195,9 @@ Deno.test("leanVariableGrads: the student's micro-batch step is bit-identical to
     tf.dispose([step.cls, step.reg, step.mil]);
     const lean = hostOf({ value: step.total, grads: step.grads });
     // the same loss through stock tfjs
-    const stock = hostOf(tf.variableGrads(() => {
-      const out = forward(
-        vars,
-        cfg,
-        { x: m.x, lens: m.lens, t0: cfg.maxSeqLen, dim: D, dropPath: m.dropPath },
-        true,
-      );
-      return studentLosses(out, layout, {
-        cls: m.cls,
-        reg: m.reg,
-        norm: m.norm,
-        weak: m.weak,
-        milKeep: m.milKeep,
-        lens: m.lens,
-        milKs: m.milKs,
-        milRows: m.milRows,
-      }, cfg).total;
-    }, Object.values(vars)));
+    const stock = hostOf(
+      tf.variableGrads(() => microBatchLoss(vars, cfg, layout, D, m).total, Object.values(vars)),
+    );
     assert.ok(Number.isFinite(lean.value) && lean.value > 0);
     assertIdentical(lean, stock);
     assert.ok(Object.values(lean.grads).some((g) => g!.some((v) => v !== 0)));

@@ -132,6 +132,34 @@ export function microBatches(
   return out;
 }
 
+/** The loss terms of one micro-batch: the training-mode forward pass and the student's losses. */
+export function microBatchLoss(
+  vars: Record<string, tf.Variable>,
+  cfg: StudentConfig,
+  layout: Layout,
+  D: number,
+  m: MicroBatch,
+): ReturnType<typeof studentLosses> {
+  const out = forward(vars, cfg, {
+    x: m.x,
+    lens: m.lens,
+    t0: layout.lengths[0],
+    dim: D,
+    dropPath: m.dropPath,
+  }, true);
+  return studentLosses(out, layout, {
+    cls: m.cls,
+    reg: m.reg,
+    norm: m.norm,
+    weak: m.weak,
+    milKeep: m.milKeep,
+    lens: m.lens,
+    milMask: m.milMask,
+    milKs: m.milKs,
+    milRows: m.milRows,
+  }, cfg);
+}
+
 /**
  * Loss terms and gradients of one micro-batch (forward and backward): `tf.variableGrads` through
  * {@linkcode leanVariableGrads}, bit-identical, freeing each intermediate gradient and saved
@@ -144,27 +172,9 @@ export function microBatchGrads(
   D: number,
   m: MicroBatch,
 ): StepGrads {
-  const t0 = layout.lengths[0];
   let parts: tf.Scalar[] = [];
   const { value, grads } = leanVariableGrads(() => {
-    const out = forward(vars, cfg, {
-      x: m.x,
-      lens: m.lens,
-      t0,
-      dim: D,
-      dropPath: m.dropPath,
-    }, true);
-    const terms = studentLosses(out, layout, {
-      cls: m.cls,
-      reg: m.reg,
-      norm: m.norm,
-      weak: m.weak,
-      milKeep: m.milKeep,
-      lens: m.lens,
-      milMask: m.milMask,
-      milKs: m.milKs,
-      milRows: m.milRows,
-    }, cfg);
+    const terms = microBatchLoss(vars, cfg, layout, D, m);
     parts = [tf.keep(terms.cls), tf.keep(terms.reg), tf.keep(terms.mil)];
     return terms.total;
   }, Object.values(vars));
