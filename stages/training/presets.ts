@@ -268,9 +268,9 @@ export const DEFAULT: Readonly<StudentConfig> = {
   // one at 31.6 (own classes).
   teacherThresh: 0.2,
   teacherWeakLabels: true,
-  preNmsTopk: 300,
-  maxSegPerClass: 100,
-  maxSegNum: 200,
+  // Inference keeps the published caps (2000 candidates per level, per class and per video).
+  // Cutting them to 300 / 100 / 200 saved about 5 s per detection pass but cost 1.5-1.9 points
+  // of final mAP on all six runs of BENCH-training.md: the low-scored tail still adds recall.
   // Two micro-batches of 4 per step: the worker pool computes them on two cores
   // (`stages/training/pool.ts`). The result depends on this value only, never on how many
   // workers there are; on one core the split costs ~20 % (bench/BENCH.md).
