@@ -8,7 +8,14 @@
 import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, checkOutputs, readBytes } from "../lib/io.ts";
-import { isInteractive, logErr, numberFlag, parseFlags, Progress } from "../lib/cli_util.ts";
+import {
+  isInteractive,
+  keyValueOptions,
+  logErr,
+  numberFlag,
+  parseFlags,
+  Progress,
+} from "../lib/cli_util.ts";
 import {
   applyBlasFlags,
   type BackendInfo,
@@ -26,6 +33,8 @@ import { predictVideo } from "../stages/training/infer.ts";
 import { holdPool, POOL_MIN_VIDEOS, pooledDetect, poolFor } from "../stages/training/pool.ts";
 import { WORKER_FLAGS, WORKERS_USAGE } from "../lib/workers.ts";
 import { loadStudent } from "../stages/training/train.ts";
+import { INFERENCE_OPTIONS, withInferenceOptions } from "../stages/training/plugin.ts";
+import { DEFAULT } from "../stages/training/presets.ts";
 import { readResultsFile, toResultsFile } from "../stages/evaluation.ts";
 import { keepVideoClasses, videoClasses } from "../stages/fusion.ts";
 import {
@@ -53,7 +62,7 @@ export const usage =
         --features FILE... [--fps F]) --out RESULTS.json [--weights ema|raw]
         [--backend auto|webgpu|wasm|cpu] [--blas PATH|off] [--threads N] [--workers N]
         [--shard i/n | --shard-count N] [--class-scores RESULTS.json] [--student NAME]
-        [--plugin PATH_OR_URL] [--json]
+        [--option KEY=VALUE ...] [--plugin PATH_OR_URL] [--json]
   Detects actions with a student checkpoint. --features takes .npy / .npy.gz / .npz files of
   T x D features on the ActionFormer grid (16-frame windows every 4 frames at --fps, default
   30); the video id is the file name without extension, no annotations needed. Output:
@@ -61,6 +70,10 @@ export const usage =
   --class-scores F      class fusion: keep only the detections of the classes F (a result file,
                         e.g. a run's generator_test.json) lists for each video; videos F does
                         not list keep all (what \`run\` does with --class-fusion generator)
+  --option KEY=VALUE    run the checkpoint with another value of an inference setting
+                        (repeatable; VALUE as JSON; stages/training/presets.ts), one of
+                        ${INFERENCE_OPTIONS.slice(0, 5).join(", ")},
+                        ${INFERENCE_OPTIONS.slice(5).join(", ")}
   --plugin PATH_OR_URL  load a plugin module first (repeatable; see the plugins command)
   --student NAME        the student plugin that reads the checkpoint (default: the one it
                         names: tridet-ema for the built-in format, else the "student" field of
@@ -86,6 +99,7 @@ export async function run(args: string[]): Promise<number> {
     "class-scores": { type: "string" },
     plugin: { type: "string", multiple: true },
     student: { type: "string" },
+    option: { type: "string", multiple: true },
     ...SHARD_FLAGS,
   }, true);
   for (const m of (values.plugin as string[] | undefined) ?? []) await loadPluginModule(m);
@@ -114,6 +128,11 @@ export async function run(args: string[]): Promise<number> {
   if (plugin && values.weights !== undefined) {
     throw new InputError(`predict: --weights is for the built-in ${DEFAULT_PLUGINS.student} only`);
   }
+  const options = keyValueOptions("predict", "option", values.option as string[] | undefined);
+  if (plugin && Object.keys(options).length) {
+    throw new InputError(`predict: --option is for the built-in ${DEFAULT_PLUGINS.student} only`);
+  }
+  withInferenceOptions(DEFAULT, options); // checked before any work; applied to the checkpoint's config
   applyBlasFlags("predict", values);
   const backend = await initBackend((values.backend as BackendName | undefined) ?? "auto");
   logErr(describeBackend(backend));
@@ -131,10 +150,11 @@ export async function run(args: string[]): Promise<number> {
     return await finish(pd, n, sm, `[Student] ${stuName}`);
   }
   const { params, meta } = await loadStudent(ckpt, which);
+  meta.config = withInferenceOptions(meta.config, options);
   const dets: Detection[] = [];
   let videos = 0;
   const settings = shard
-    ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim }
+    ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim, options }
     : {};
   let shardMeta: ShardMeta | null = null;
   if (values.root) {

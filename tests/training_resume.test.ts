@@ -154,6 +154,40 @@ Deno.test("training: a run killed with SIGKILL and resumed matches the uninterru
       );
       assert.ok(ds.classes.includes(d.label) || d.label.length > 0);
     }
+    // --option reruns the post-processing only: a per-video cap keeps the best-scored prefix.
+    const capped = path.join(dir, "capped.json");
+    const predictArgs = (out: string, ...extra: string[]) => [
+      "run",
+      "-A",
+      MOD,
+      "predict",
+      "--checkpoint",
+      path.join(outA, "student.ckpt"),
+      "--features",
+      npy,
+      "--out",
+      out,
+      "--backend",
+      "wasm",
+      ...extra,
+    ];
+    const pc = await runCli(predictArgs(capped, "--option", "maxSegNum=3"));
+    assert.equal(pc.code, 0, pc.stderr);
+    const cappedDets = ((await readJson(capped)) as typeof res).results["my_clip"];
+    assert.ok(dets.length > 3, "the uncapped run has more than the cap");
+    assert.deepEqual(cappedDets, dets.slice(0, 3));
+    // a training setting is not an inference option: one line, exit 2, before any work
+    const notInference = await runCli(predictArgs(capped, "--option", "dim=8"));
+    assert.equal(notInference.code, 2);
+    assert.match(notInference.stderr, /^error: predict: option "dim" is not an inference option/);
+    assert.equal(notInference.stderr.trim().split("\n").length, 1, "one line, no stack trace");
+    // a wrong type is the same kind of error
+    const wrongType = await runCli(predictArgs(capped, "--option", "maxSegNum=lots"));
+    assert.equal(wrongType.code, 2);
+    assert.match(
+      wrongType.stderr,
+      /^error: predict: option "maxSegNum" must be a number, got "lots"/,
+    );
     // a wrong-dimension file is a one-line user error (exit 2)
     await atomicWrite(npy, encodeNpy(new Float32Array(30), [10, 3]));
     const bad = await runCli([

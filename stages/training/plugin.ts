@@ -22,12 +22,7 @@ export function configFromOptions(options: Record<string, unknown>): StudentConf
   for (const [k, v] of Object.entries(options)) {
     if (k === "preset" || k === "evalRaw" || v === undefined) continue;
     if (!keys.has(k)) throw new InputError(`student: unknown option "${k}"`);
-    const want: string = typeof (preset as unknown as Record<string, unknown>)[k];
-    const got: string = Array.isArray(v) ? "object" : typeof v;
-    if (got !== want) {
-      throw new InputError(`student: option "${k}" must be a ${want}, got ${JSON.stringify(v)}`);
-    }
-    (cfg as unknown as Record<string, unknown>)[k] = v;
+    setOption(cfg, k, v, "student");
   }
   if (options.epochs !== undefined && options.switchEpoch === undefined) {
     // Keep the teacher phase at the preset's share of the schedule.
@@ -64,6 +59,69 @@ export function configFromOptions(options: Record<string, unknown>): StudentConf
     throw new InputError(`student: dim ${cfg.dim} is not divisible by gnGroups ${cfg.gnGroups}`);
   }
   return cfg;
+}
+
+/** Sets field `k` of `cfg` to `v`, or an InputError (prefixed `where`) when the types differ. */
+function setOption(cfg: StudentConfig, k: string, v: unknown, where: string): void {
+  const want: string = typeof (cfg as unknown as Record<string, unknown>)[k];
+  const got: string = Array.isArray(v) ? "object" : typeof v;
+  if (got !== want) {
+    throw new InputError(`${where}: option "${k}" must be a ${want}, got ${JSON.stringify(v)}`);
+  }
+  (cfg as unknown as Record<string, unknown>)[k] = v;
+}
+
+/**
+ * The fields of {@linkcode StudentConfig} that act only after the network (candidate selection,
+ * NMS, caps): the ones a trained checkpoint may be run with at other values
+ * (`predict --option`).
+ */
+export const INFERENCE_OPTIONS: readonly (keyof StudentConfig)[] = [
+  "preNmsThresh",
+  "preNmsTopk",
+  "durationThresh",
+  "nmsMethod",
+  "nmsSigma",
+  "nmsIouThresh",
+  "minScore",
+  "maxSegPerClass",
+  "maxSegNum",
+];
+
+/**
+ * `cfg` (a checkpoint's configuration) with the inference fields of `options` replaced; any
+ * other key, a wrong type or an out-of-range value is an InputError naming `where`.
+ */
+export function withInferenceOptions(
+  cfg: StudentConfig,
+  options: Record<string, unknown>,
+  where = "predict",
+): StudentConfig {
+  const out: StudentConfig = { ...cfg };
+  for (const [k, v] of Object.entries(options)) {
+    if (!(INFERENCE_OPTIONS as readonly string[]).includes(k)) {
+      throw new InputError(
+        `${where}: option "${k}" is not an inference option (use ${INFERENCE_OPTIONS.join(", ")})`,
+      );
+    }
+    setOption(out, k, v, where);
+  }
+  for (const k of ["preNmsTopk", "maxSegPerClass", "maxSegNum"] as const) {
+    if (!Number.isInteger(out[k]) || out[k] < 1) {
+      throw new InputError(`${where}: option "${k}" must be a positive integer, got ${out[k]}`);
+    }
+  }
+  for (
+    const k of ["preNmsThresh", "durationThresh", "nmsSigma", "nmsIouThresh", "minScore"] as const
+  ) {
+    if (!(out[k] >= 0)) throw new InputError(`${where}: option "${k}" must be >= 0, got ${out[k]}`);
+  }
+  if (out.nmsMethod !== "soft" && out.nmsMethod !== "hard") {
+    throw new InputError(
+      `${where}: option "nmsMethod" must be "soft" or "hard", got ${out.nmsMethod}`,
+    );
+  }
+  return out;
 }
 
 /** The built-in TriDet + EMA student. */
