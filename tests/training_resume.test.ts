@@ -126,36 +126,6 @@ Deno.test("training: a run killed with SIGKILL and resumed matches the uninterru
     const npy = path.join(dir, "my_clip.npy");
     await atomicWrite(npy, encodeNpy(f.data, [f.length, f.dim]));
     const outR = path.join(dir, "pred.json");
-    const p = await runCli([
-      "run",
-      "-A",
-      MOD,
-      "predict",
-      "--checkpoint",
-      path.join(outA, "student.ckpt"),
-      "--features",
-      npy,
-      "--out",
-      outR,
-      "--backend",
-      "wasm",
-      "--json",
-    ]);
-    assert.equal(p.code, 0, p.stderr);
-    const res = (await readJson(outR)) as {
-      results: Record<string, { segment: number[]; label: string }[]>;
-    };
-    const dets = res.results["my_clip"];
-    assert.ok(dets && dets.length > 0, "detections for the single file");
-    const duration = (4 * (f.length - 1) + 16) / 30;
-    for (const d of dets) {
-      assert.ok(
-        d.segment[0] >= 0 && d.segment[1] <= duration + 1e-9 && d.segment[0] <= d.segment[1],
-      );
-      assert.ok(ds.classes.includes(d.label) || d.label.length > 0);
-    }
-    // --option reruns the post-processing only: a per-video cap keeps the best-scored prefix.
-    const capped = path.join(dir, "capped.json");
     const predictArgs = (out: string, ...extra: string[]) => [
       "run",
       "-A",
@@ -171,6 +141,22 @@ Deno.test("training: a run killed with SIGKILL and resumed matches the uninterru
       "wasm",
       ...extra,
     ];
+    const p = await runCli(predictArgs(outR, "--json"));
+    assert.equal(p.code, 0, p.stderr);
+    const res = (await readJson(outR)) as {
+      results: Record<string, { segment: number[]; label: string }[]>;
+    };
+    const dets = res.results["my_clip"];
+    assert.ok(dets && dets.length > 0, "detections for the single file");
+    const duration = (4 * (f.length - 1) + 16) / 30;
+    for (const d of dets) {
+      assert.ok(
+        d.segment[0] >= 0 && d.segment[1] <= duration + 1e-9 && d.segment[0] <= d.segment[1],
+      );
+      assert.ok(ds.classes.includes(d.label) || d.label.length > 0);
+    }
+    // --option reruns the post-processing only: a per-video cap keeps the best-scored prefix.
+    const capped = path.join(dir, "capped.json");
     const pc = await runCli(predictArgs(capped, "--option", "maxSegNum=3"));
     assert.equal(pc.code, 0, pc.stderr);
     const cappedDets = ((await readJson(capped)) as typeof res).results["my_clip"];
@@ -190,20 +176,7 @@ Deno.test("training: a run killed with SIGKILL and resumed matches the uninterru
     );
     // a wrong-dimension file is a one-line user error (exit 2)
     await atomicWrite(npy, encodeNpy(new Float32Array(30), [10, 3]));
-    const bad = await runCli([
-      "run",
-      "-A",
-      MOD,
-      "predict",
-      "--checkpoint",
-      path.join(outA, "student.ckpt"),
-      "--features",
-      npy,
-      "--out",
-      outR,
-      "--backend",
-      "wasm",
-    ]);
+    const bad = await runCli(predictArgs(outR));
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /my_clip\.npy: expected a T x 12 feature array/);
   } finally {
