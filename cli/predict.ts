@@ -153,8 +153,11 @@ export async function run(args: string[]): Promise<number> {
   meta.config = withInferenceOptions(meta.config, options);
   const dets: Detection[] = [];
   let videos = 0;
+  // The post-processing actually used (so `--option` given in any order, or at the
+  // checkpoint's own values, fingerprints the same).
+  const post = Object.fromEntries(INFERENCE_OPTIONS.map((k) => [k, meta.config[k]]));
   const settings = shard
-    ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim, options }
+    ? { checkpoint: await fileHash(ckpt), weights: which, inDim: meta.inDim, post }
     : {};
   let shardMeta: ShardMeta | null = null;
   if (values.root) {

@@ -322,6 +322,7 @@ Deno.test("shard: bad specs, missing or duplicated videos and mismatched fingerp
   const f = (n: string) => path.join(out, n);
   for (const i of [0, 1, 2]) await cli([...base, "--out", f(`s${i}.json`), "--shard", `${i}/3`]);
   await cli([...base, "--out", f("raw1.json"), "--shard", "1/3", "--weights", "raw"]);
+  await cli([...base, "--out", f("cap1.json"), "--shard", "1/3", "--option", "maxSegNum=5"]);
   const doc1 = JSON.parse(await fs.readFile(f("s1.json"), "utf8"));
   // shard 1's file relabelled as shard 2: its videos are then duplicated, shard 1 missing
   await fs.writeFile(
@@ -354,6 +355,10 @@ Deno.test("shard: bad specs, missing or duplicated videos and mismatched fingerp
     [
       ["merge", "--out", f("m.json"), f("s0.json"), f("raw1.json"), f("s2.json")],
       /fingerprint .* differs .*weights "raw" vs "ema"/,
+    ],
+    [
+      ["merge", "--out", f("m.json"), f("s0.json"), f("cap1.json"), f("s2.json")],
+      /fingerprint .* differs .*maxSegNum/,
     ],
     [
       ["merge", "--out", f("m.json"), path.join(fx.dir, "gen", "proposals.json")],
