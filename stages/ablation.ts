@@ -15,6 +15,9 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import { sha256Hex } from "../lib/shard.ts";
+import { DEFAULT_PLUGINS } from "../registry.ts";
+import { stageDir } from "./pipeline/run_folder.ts";
+import { SWITCH_FILE } from "./training/train.ts";
 import {
   type FuSTALConfig,
   type FuSTALResult,
@@ -174,6 +177,11 @@ export function ablationSettings(config: FuSTALConfig): string {
  * generator without cross-video contrast; rows 2-4 of one seed share row 2's generator and
  * rows 3-4 its selection when row 2 runs in the same call (a row run alone trains its own,
  * which gives the same figures: the generator depends only on the data, settings and seed).
+ * Rows 3 and 4 differ only from the EMA switch on, so with the built-in student row 4 runs
+ * first and row 3 continues from its switch checkpoint instead of training the first stage
+ * again (same figures as a row 3 run alone). Cells skip the test passes that only report
+ * (at the switch, and EMA snapshots before the end) unless the student options ask for them:
+ * the table needs the final detections only.
  * Without a dataset root, each seed's synthetic set is written once (seeded by the seed) and
  * shared by that seed's rows; a lone cell writes it into its own folder. Each cell writes
  * `cell.json` into its run folder `<out>/ablation/seed-S/<row>`; when all four rows ran,
@@ -189,6 +197,7 @@ export async function runAblation(
   if (new Set(seeds).size !== seeds.length) throw new InputError(`--seeds: a seed is repeated`);
   const settings = ablationSettings(config);
   const log = config.onLog ?? ((l: string) => console.error(l));
+  const builtIn = (config.student ?? DEFAULT_PLUGINS.student) === DEFAULT_PLUGINS.student;
   const cells: AblationRow[] = [];
   let k = 0;
   for (const seed of seeds) {
@@ -201,13 +210,28 @@ export async function runAblation(
       }
     }
     const ranRow2 = rows.some((r) => r.row === 2);
-    for (const s of rows) {
+    // Row 4 before row 3: row 3 starts from row 4's switch checkpoint (built-in student only).
+    const shareFirstStage = builtIn && rows.some((r) => r.row === 3) &&
+      rows.some((r) => r.row === 4);
+    const order = shareFirstStage
+      ? [...rows].sort((a, b) => (a.row === 3 ? 4.5 : a.row) - (b.row === 3 ? 4.5 : b.row))
+      : rows;
+    for (const s of order) {
       log(
         `ablation cell ${++k}/${
           rows.length * seeds.length
         }: row ${s.row} (${s.name}), seed ${seed}`,
       );
       const dir = cellDir(out, s.row, seed);
+      const studentOptions: Record<string, unknown> = builtIn
+        ? { evalBeforeSwitch: false, snapshots: 1, ...config.studentOptions }
+        : { ...config.studentOptions };
+      if (shareFirstStage && s.row === 3) {
+        studentOptions.startFrom = path.join(
+          stageDir(cellDir(out, 4, seed), "student"),
+          SWITCH_FILE,
+        );
+      }
       const result = await runFuSTAL({
         ...base,
         out: dir,
@@ -215,6 +239,7 @@ export async function runAblation(
         filter: s.filter,
         ema: s.ema,
         reuseGenerationFrom: s.row >= 3 && ranRow2 ? cellDir(out, 2, seed) : undefined,
+        studentOptions,
       });
       const cell: AblationRow = {
         row: s.row,

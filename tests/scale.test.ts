@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs/promises";
 import * as path from "node:path";
+import process from "node:process";
 import { main } from "../cli.ts";
 import { synthesize } from "../datasets/synth.ts";
 import {
@@ -19,14 +20,23 @@ import { TINY_GENERATOR, TINY_STUDENT } from "./pipeline_fixtures.ts";
 const ROOT = path.resolve(import.meta.dirname!, "..");
 const MOD = path.join(ROOT, "mod.ts");
 
-async function capture(f: () => Promise<number>): Promise<{ code: number; out: string[] }> {
+async function capture(
+  f: () => Promise<number>,
+): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [];
-  const orig = console.log;
+  const err: string[] = [];
+  const [log, write] = [console.log, process.stderr.write];
   console.log = (...a: unknown[]) => out.push(a.join(" "));
+  // The CLI logs through process.stderr (lib/cli_util.ts).
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err.push(...String(chunk).split("\n").filter((l) => l !== ""));
+    return true;
+  }) as typeof process.stderr.write;
   try {
-    return { code: await f(), out };
+    return { code: await f(), out, err };
   } finally {
-    console.log = orig;
+    console.log = log;
+    process.stderr.write = write;
   }
 }
 
@@ -484,7 +494,7 @@ Deno.test("ablation: array indices map to cells; cells run alone merge into the 
   ];
   // The local run: 4 rows x seeds 1, 2 in one process (rows 3-4 reuse row 2's generator).
   const localOut = path.join(fx.dir, "ablation-local");
-  const { code, out: lines } = await capture(() =>
+  const { code, out: lines, err: logLines } = await capture(() =>
     main([
       "run",
       "--ablate",
@@ -504,6 +514,10 @@ Deno.test("ablation: array indices map to cells; cells run alone merge into the 
   assert.equal(table.split("\n").length, 6, table);
   assert.match(table, /mean over seeds 1, 2/);
   assert.match(table.split("\n")[5], /^\+ EMA distillation .* ± /);
+  // Row 3 continued from row 4's switch checkpoint; the array cells below train it alone, and
+  // every figure must come out the same.
+  const started = logLines.filter((l) => /^started from .*switch\.ckpt at epoch 2/.test(l));
+  assert.equal(started.length, 2, logLines.join("\n"));
 
   // The Slurm recipe's array tasks, one process per cell (seeds 1,2 and tiny options for
   // the test), then its merge step.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as path from "node:path";
 import { tf } from "../deps.ts";
 import { initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/rng.ts";
@@ -6,7 +7,7 @@ import { studentLosses } from "../stages/training/losses.ts";
 import { forward, initValues, makeLayout, paramSpecs } from "../stages/training/model.ts";
 import type { StudentConfig } from "../stages/training/presets.ts";
 import { configFromOptions } from "../stages/training/plugin.ts";
-import { groundTruthOf, trainStudent } from "../stages/training/train.ts";
+import { groundTruthOf, SWITCH_FILE, trainStudent } from "../stages/training/train.ts";
 import { evaluateDetections, THUMOS_TIOUS } from "../stages/evaluation.ts";
 import { assignTargets } from "../stages/training/assign.ts";
 import { jitteredLabels, TINY_STUDENT, tinyDataset } from "./training_fixtures.ts";
@@ -133,6 +134,43 @@ Deno.test("training: a tiny run learns the tiny set; EMA/no-EMA options; config 
   assert.throws(() => configFromOptions({ levels: 3 }), /regressionRanges/);
   // The teacher stage keeps the preset's share: 8 of 11 epochs -> 16 of 22.
   assert.equal(configFromOptions({ epochs: 22 }).switchEpoch, 16);
+});
+
+Deno.test("training: a run without EMA started from the switch checkpoint equals one trained alone; mismatches refused", async () => {
+  await initBackend("wasm");
+  const ds = tinyDataset({ nTrain: 12, nTest: 4, rows: 64, dim: 8, k: 3, seed: 21 });
+  const labels = jitteredLabels(ds, 3);
+  const cfg = { ...TINY, batch: 4, epochs: 5, switchEpoch: 3, emaDecay: 0.8, lr: 3e-3 };
+  const dir = await Deno.makeTempDir({ prefix: "fustal-start-from-" });
+  try {
+    const withEma = path.join(dir, "ema");
+    await trainStudent(ds, labels, { config: cfg, seed: 1, outDir: withEma });
+    const sw = path.join(withEma, SWITCH_FILE);
+    const alone = await trainStudent(ds, labels, { config: { ...cfg, ema: false }, seed: 1 });
+    const started = await trainStudent(ds, labels, {
+      config: { ...cfg, ema: false },
+      seed: 1,
+      startFrom: sw,
+      outDir: path.join(dir, "started"),
+    });
+    assert.ok(alone.test.length > 0);
+    assert.deepEqual(started.test, alone.test);
+    assert.equal(started.info?.steps, alone.info?.steps);
+    // Another seed, another setting, or a missing file: one line each, before any training.
+    const refuse = (opts: Partial<Parameters<typeof trainStudent>[2]>, re: RegExp) =>
+      assert.rejects(
+        trainStudent(ds, labels, { config: { ...cfg, ema: false }, seed: 1, ...opts }),
+        re,
+      );
+    await refuse({ seed: 2, startFrom: sw }, /trained with seed 1, this run uses 2/);
+    await refuse(
+      { config: { ...cfg, ema: false, lr: 1e-3 }, startFrom: sw },
+      /configuration differs in lr/,
+    );
+    await refuse({ startFrom: path.join(dir, "none.ckpt") }, /no such student checkpoint/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("training: the student overfits a small separable set on clean labels (> 80 % train mAP)", async () => {

@@ -4,7 +4,9 @@
  * `reference` | `paper`),
  * `ema` (false turns the teacher switch off and evaluates the raw weights), `epochs`,
  * `switchEpoch` (scaled with `epochs` when only `epochs` is given), `emaDecay`, `batch`, `lr`,
- * `evalRaw`, and any other {@linkcode StudentConfig} field by name.
+ * `evalRaw`, `evalBeforeSwitch` (false skips the test pass at the switch, which only reports),
+ * `startFrom` (a full checkpoint of the same run to continue from, see `TrainOptions`), and any
+ * other {@linkcode StudentConfig} field by name.
  *
  * @module
  */
@@ -14,13 +16,21 @@ import { presetOptionDocs, type StudentPlugin } from "../../lib/plugin_types.ts"
 import { PRESETS, type StudentConfig } from "./presets.ts";
 import { trainStudent } from "./train.ts";
 
+/** Options of the plugin that are not {@linkcode StudentConfig} fields. */
+const RUN_OPTIONS: ReadonlySet<string> = new Set([
+  "preset",
+  "evalRaw",
+  "evalBeforeSwitch",
+  "startFrom",
+]);
+
 /** Builds a configuration from a preset name and overrides. */
 export function configFromOptions(options: Record<string, unknown>): StudentConfig {
   const preset = PRESETS[presetName(options.preset ?? "default", "student: preset")];
   const cfg: StudentConfig = { ...preset };
   const keys = new Set(Object.keys(preset));
   for (const [k, v] of Object.entries(options)) {
-    if (k === "preset" || k === "evalRaw" || v === undefined) continue;
+    if (RUN_OPTIONS.has(k) || v === undefined) continue;
     if (!keys.has(k)) throw new InputError(`student: unknown option "${k}"`);
     setOption(cfg, k, v, "student");
   }
@@ -131,9 +141,18 @@ export const studentPlugin: StudentPlugin = {
   description: "TriDet student on the selected pseudo labels with EMA-teacher distillation",
   options: presetOptionDocs(PRESETS, {
     evalRaw: "also evaluate the raw (non-EMA) weights (default false)",
+    evalBeforeSwitch: "detect the test videos at the EMA switch (default true with EMA)",
+    startFrom: "a full checkpoint of the same run to continue from (default none)",
   }),
   train(dataset, pseudoLabels, context) {
     const cfg = configFromOptions(context.options);
+    const { evalBeforeSwitch, startFrom } = context.options;
+    if (evalBeforeSwitch !== undefined && typeof evalBeforeSwitch !== "boolean") {
+      throw new InputError(`student: option "evalBeforeSwitch" must be a boolean`);
+    }
+    if (startFrom !== undefined && typeof startFrom !== "string") {
+      throw new InputError(`student: option "startFrom" must be a checkpoint path`);
+    }
     return trainStudent(dataset, pseudoLabels, {
       config: cfg,
       seed: context.seed,
@@ -142,6 +161,8 @@ export const studentPlugin: StudentPlugin = {
       log: (l) => context.log(l),
       progress: (label, total) => context.progress(label, total),
       evalRaw: context.options.evalRaw === true,
+      evalBeforeSwitch,
+      startFrom,
     });
   },
 };

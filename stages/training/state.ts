@@ -27,6 +27,12 @@ export const CHECKPOINT_FILE = "student.ckpt";
  * Side file with the test detections taken at the EMA switch (written before the next checkpoint).
  */
 export const BEFORE_SWITCH_FILE = "before_switch.json";
+/**
+ * Full checkpoint (weights, EMA, optimiser, random stream) at the end of the first stage, the
+ * EMA switch: what the student learnt from the generator's labels alone. A run with EMA off can
+ * continue from it (`TrainOptions.startFrom`) instead of training those epochs again.
+ */
+export const SWITCH_FILE = "switch.ckpt";
 
 /** File name of the EMA snapshot kept after epoch `epoch` (see `StudentConfig.snapshots`). */
 export function snapshotFile(epoch: number): string {
@@ -176,6 +182,12 @@ export async function restoreState(
   state.trainSeconds = meta.trainSeconds;
   rng.setState(meta.rng);
   return { state, config, meta };
+}
+
+/** Frees the EMA weights of `s` and turns its EMA off. */
+export function dropEma(s: TrainState): void {
+  if (s.ema) tf.dispose(Object.values(s.ema));
+  s.ema = null;
 }
 
 /** Frees every tensor of `s`. */

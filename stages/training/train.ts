@@ -47,6 +47,7 @@ import {
   BEFORE_SWITCH_FILE,
   CHECKPOINT_FILE,
   disposeState,
+  dropEma,
   freshState,
   readBeforeSwitch,
   restoreState,
@@ -55,6 +56,7 @@ import {
   snapshotEpochs,
   snapshotFile,
   snapshotJson,
+  SWITCH_FILE,
   type TrainState,
   writeCheckpoint,
 } from "./state.ts";
@@ -74,6 +76,7 @@ export {
   loadStudent,
   snapshotEpochs,
   snapshotFile,
+  SWITCH_FILE,
 } from "./state.ts";
 export { pseudoLabelsToGrid } from "./batch.ts";
 export { learningRate } from "./optim.ts";
@@ -90,6 +93,16 @@ export interface TrainOptions {
   outDir?: string;
   /** Continue from `outDir/student.ckpt` when it exists (its config wins). */
   resume?: boolean;
+  /**
+   * Start from this full checkpoint of another run instead of fresh weights: its weights,
+   * optimiser, random stream and epoch, with this call's configuration. The checkpoint must
+   * come from the same seed, data and configuration but for `ema` (and the evaluation-only
+   * `snapshots`), so the run continues exactly as one trained from scratch would. The ablation
+   * starts its row without EMA from the row with EMA's switch checkpoint ({@linkcode
+   * SWITCH_FILE}): the two rows are the same run until the switch. A resumable checkpoint in
+   * `outDir` (with `resume`) wins over this.
+   */
+  startFrom?: string;
   /** Log sink (stderr in the CLI). */
   log?: (line: string) => void;
   /** Progress indicators. */
@@ -134,6 +147,9 @@ export async function trainStudent(
     state = restored.state;
     cfg = restored.config;
     log(`resumed from ${ckptFile} at epoch ${restored.meta.epoch} (step ${restored.meta.step})`);
+  } else if (opts.startFrom) {
+    state = await startState(opts.startFrom, cfg, dataset.classes, D, rng, opts.seed);
+    log(`started from ${opts.startFrom} at epoch ${state.epoch} (step ${state.step})`);
   } else {
     state = freshState(cfg, D, dataset.classes.length, opts.seed);
   }
@@ -152,6 +168,42 @@ export async function trainStudent(
     releasePool();
     disposeState(state);
   }
+}
+
+/** Fields a {@linkcode TrainOptions.startFrom} checkpoint may differ in from the caller's. */
+const START_FREE: ReadonlySet<string> = new Set(["ema", "snapshots"]);
+
+/**
+ * The state of checkpoint `file` for a run with configuration `cfg` (see `startFrom`): refused,
+ * one line, unless it was taken with the same seed and configuration (but `ema`, `snapshots`)
+ * and no later than the switch. Its EMA weights are dropped when `cfg` has EMA off.
+ */
+async function startState(
+  file: string,
+  cfg: StudentConfig,
+  classes: string[],
+  D: number,
+  rng: Rng,
+  seed: number,
+): Promise<TrainState> {
+  if (!(await exists(file))) throw new InputError(`${file}: no such student checkpoint`);
+  const { state, config, meta } = await restoreState(file, classes, D, rng);
+  const differs = (Object.keys(cfg) as (keyof StudentConfig)[]).filter((k) =>
+    !START_FREE.has(k) && JSON.stringify(cfg[k]) !== JSON.stringify(config[k])
+  );
+  const problem = meta.seed !== seed
+    ? `it was trained with seed ${meta.seed}, this run uses ${seed}`
+    : differs.length
+    ? `its configuration differs in ${differs.join(", ")}`
+    : meta.epoch > cfg.switchEpoch
+    ? `it is after the switch (epoch ${meta.epoch} > ${cfg.switchEpoch})`
+    : null;
+  if (problem) {
+    disposeState(state);
+    throw new InputError(`${file}: cannot start from this checkpoint: ${problem}`);
+  }
+  if (!cfg.ema) dropEma(state);
+  return state;
 }
 
 /** What the epochs of one call share (fixed for the call but for the progress count). */
@@ -302,6 +354,9 @@ async function runTraining(run: Run): Promise<TrainOutcome> {
     }
     endEpoch(run, epoch, teacher, await runEpoch(run, teacher));
     if (run.snapEpochs.includes(s.epoch)) await keepSnapshot(run, epoch, kept);
+    if (opts.outDir && cfg.ema && s.epoch === cfg.switchEpoch) {
+      await writeCheckpoint(path.join(opts.outDir, SWITCH_FILE), s, run.id);
+    }
     if (run.ckptFile && (s.epoch % cfg.checkpointEvery === 0 || s.epoch === lastEpoch)) {
       await run.guard.checkWeights(s);
       await writeCheckpoint(run.ckptFile, s, run.id);
