@@ -68,6 +68,7 @@ import {
   type StepContext,
 } from "./step.ts";
 import { holdPool, pooledGrads, pooledTeacher, poolFor } from "./pool.ts";
+import { unionLabelIndices } from "./unions.ts";
 
 export {
   BEFORE_SWITCH_FILE,
@@ -269,7 +270,7 @@ async function prepareRun(
   const trainMetas = coarse.list("train");
   if (trainMetas.length === 0) throw new InputError(`${dataset.root}: no training videos`);
   const metaById = new Map<string, VideoMeta>(trainMetas.map((m) => [m.id, m]));
-  const gridLabels = pseudoLabelsToGrid(coarse, pseudoLabels, log);
+  const gridLabels = pseudoLabelsToGrid(coarse, trainedLabels(pseudoLabels, cfg, log), log);
   const cache = new FeatureCache(coarse, cfg.cacheMiB * 1024 * 1024);
   const bsz = Math.min(cfg.batch, trainMetas.length);
   const itersPerEpoch = Math.floor(trainMetas.length / bsz);
@@ -298,6 +299,21 @@ async function prepareRun(
     warm: Math.round(cfg.warmupEpochs * itersPerEpoch),
     guard: await DivergenceGuard.start(s),
   };
+}
+
+/** The pseudo labels the student trains on: all, or without the union labels. */
+function trainedLabels(
+  labels: Detection[],
+  cfg: StudentConfig,
+  log: (line: string) => void,
+): Detection[] {
+  if (!cfg.dropUnionLabels) return labels;
+  const unions = unionLabelIndices(labels);
+  log(
+    `pseudo labels: ${unions.size} of ${labels.length} are unions of two or more labels of ` +
+      `their class; trained without them (dropUnionLabels)`,
+  );
+  return labels.filter((_, i) => !unions.has(i));
 }
 
 /**
