@@ -43,8 +43,8 @@ Deno.test("student targets: clipped to the feature grid, empty ones dropped", ()
 Deno.test("student snapshots: every 10 epochs of the paper's teacher stage, spread over the default's", () => {
   assert.deepEqual(snapshotEpochs(PAPER), [71, 81, 91, 101]);
   assert.equal(PAPER.epochs - PAPER.switchEpoch, 40);
-  assert.deepEqual(snapshotEpochs(DEFAULT), [10, 11]);
-  assert.deepEqual(snapshotEpochs({ ...DEFAULT, ema: false }), [DEFAULT.epochs]);
-  assert.deepEqual(snapshotEpochs({ ...DEFAULT, snapshots: 1 }), [DEFAULT.epochs]);
+  assert.deepEqual(snapshotEpochs({ ...DEFAULT, snapshots: 2 }), [10, 11]);
+  assert.deepEqual(snapshotEpochs({ ...DEFAULT, ema: false, snapshots: 2 }), [DEFAULT.epochs]);
+  assert.deepEqual(snapshotEpochs(DEFAULT), [DEFAULT.epochs]);
   assert.deepEqual(snapshotEpochs({ epochs: 3, switchEpoch: 2, ema: true, snapshots: 4 }), [3]);
 });

@@ -159,7 +159,7 @@ export interface StudentConfig {
    * the final weights): `student/epoch_N.ckpt`. The official release evaluates several
    * epochs, not only the last (fqhank/FuSTAL `Student-Training/tools/thumos_i3d.sh` runs
    * `eval.py` on `epoch_060/070/080/090.pth.tar`): paper 4 = every 10 epochs of the 40-epoch
-   * teacher stage; the default preset scores two (each is a detection pass). 0 or 1: the
+   * teacher stage; the default preset scores one (each is a detection pass). 0 or 1: the
    * final weights only.
    */
   snapshots: number;
@@ -258,8 +258,9 @@ export const DEFAULT: Readonly<StudentConfig> = {
   maxSeqLen: 576,
   // Trained without the union labels (`unions.ts`): on the synthetic default, 13 % of the
   // selected labels join two or more labels of their class and the gap between them, and the
-  // student learns to widen every segment from them. Student alone on the labels of three runs
-  // (seed 2, fused): 128-d seed 1: 37.3 -> 40.1 (BENCH-training.md, "Union labels").
+  // student learns to detect such merged segments (18 % of its 20 best detections per test
+  // video cover two or more actions; 12 % without unions). Student alone on the 128-d seed-1
+  // run's labels (seed 2, fused): 37.3 -> 40.1 (BENCH-training.md, "Union labels").
   dropUnionLabels: true,
   // Larger steps for the short schedule (the published 1e-4 is for 2525 steps).
   lr: 1e-3,
@@ -287,9 +288,9 @@ export const DEFAULT: Readonly<StudentConfig> = {
   // (`stages/training/pool.ts`). The result depends on this value only, never on how many
   // workers there are; on one core the split costs ~20 % (bench/BENCH.md).
   microBatch: 4,
-  // Two EMA snapshots scored instead of four: each costs a detection pass (~8 s), and the
-  // 5-minute budget has no room for four.
-  snapshots: 2,
+  // The final EMA weights scored, not four snapshots: each is a detection pass of 13-14 s on the
+  // 212 test videos, and the 256-d runs took 281-306 s with two (BENCH-training.md).
+  snapshots: 1,
   checkpointEvery: 4,
   cacheMiB: 1024,
 };

@@ -7,8 +7,8 @@
  * actions and the gap between them into one long segment, while higher thresholds find the
  * actions themselves. Both survive the per-class NMS (their IoU is small) and the prior filter
  * (a long segment overlaps many others). A label that contains two disjoint labels of its
- * class is such a union. TriDet regresses one segment per point, so a union teaches it to
- * bridge gaps and, on average, to widen every segment (`bench/BENCH-training.md`, "Union
+ * class is such a union. A student trained on unions learns to bridge the gaps between actions:
+ * its best-ranked detections then hold merged segments (`bench/BENCH-training.md`, "Union
  * labels"). `StudentConfig.dropUnionLabels` trains without them.
  *
  * @module
