@@ -260,7 +260,9 @@ export const DEFAULT: Readonly<StudentConfig> = {
   // selected labels join two or more labels of their class and the gap between them, and the
   // student learns to detect such merged segments (18 % of its 20 best detections per test
   // video cover two or more actions; 12 % without unions). Student alone on the 128-d seed-1
-  // run's labels (seed 2, fused): 37.3 -> 40.1 (BENCH-training.md, "Union labels").
+  // run's labels (seed 2, fused): 37.3 -> 40.1. Whole runs, 3 seeds on the 128-d and 256-d
+  // sets: +3.1 to +5.4 over the generator, against +0.9 to +2.4 (BENCH-training.md, "Union
+  // labels").
   dropUnionLabels: true,
   // Larger steps for the short schedule (the published 1e-4 is for 2525 steps).
   lr: 1e-3,
@@ -291,7 +293,7 @@ export const DEFAULT: Readonly<StudentConfig> = {
   // workers there are; on one core the split costs ~20 % (bench/BENCH.md).
   microBatch: 4,
   // The final EMA weights scored, not four snapshots: each is a detection pass of 13-14 s on the
-  // 212 test videos, and the 256-d runs took 281-306 s with two (BENCH-training.md).
+  // 212 test videos, and the 256-d runs took 279-306 s with two (BENCH-training.md).
   snapshots: 1,
   checkpointEvery: 4,
   cacheMiB: 1024,
