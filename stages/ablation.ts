@@ -259,6 +259,8 @@ export async function runAblation(
       cells.push({ ...cell, result });
     }
   }
+  // In row order within each seed (row 4 may have run before row 3).
+  cells.sort((a, b) => seeds.indexOf(a.seed) - seeds.indexOf(b.seed) || a.row - b.row);
   if (rows.length === ABLATION_ROWS.length) {
     await atomicWriteJson(
       path.join(out, "ablation.json"),

@@ -12,6 +12,7 @@ import { loadStudent } from "../stages/training/train.ts";
 import { loadCheckpoint } from "../stages/training/checkpoint.ts";
 import { tf } from "../deps.ts";
 import { formatAblationTable, runAblation } from "../stages/ablation.ts";
+import { exists } from "../lib/io.ts";
 import { findChromium, renderInChromium } from "../lib/chromium.ts";
 
 import { TINY_GENERATOR, TINY_STUDENT } from "./pipeline_fixtures.ts";
@@ -211,8 +212,13 @@ Deno.test("pipeline: --ablate runs the four rows on one dataset, sharing the cro
   // rows 2-4 use the same generator; row 1 trains its own without cross-video
   assert.deepEqual(rows[2].result.generator.test, rows[1].result.generator.test);
   assert.deepEqual(rows[3].result.generator.test, rows[1].result.generator.test);
-  assert.equal(rows[0].result.student.beforeSwitch, undefined, "no EMA phase in row 1");
-  assert.ok(rows[3].result.student.beforeSwitch, "row 4 has the EMA phase");
+  // Row 4 ran first and left its switch checkpoint; row 3 continued from it (its last epoch).
+  const sw = path.join(out, "ablation", "seed-1", "4-ema", "student", "switch.ckpt");
+  assert.ok((await Deno.stat(sw)).size > 0, "row 4 has the EMA phase");
+  assert.ok(logs.some((l) => l.startsWith(`started from ${sw}`)), logs.join("\n"));
+  assert.ok(
+    !(await exists(path.join(out, "ablation", "seed-1", "1-baseline", "student", "switch.ckpt"))),
+  );
   const table = formatAblationTable(rows).split("\n");
   assert.equal(table.length, 6);
   assert.match(table[5], /^\+ EMA distillation/);
@@ -316,7 +322,7 @@ Deno.test("pipeline: the student predicts on exactly the ground truth's test vid
     ...tinyConfig(out, logs),
     root: path.join(dir, "data"),
     // 2 teacher epochs: snapshots after epochs 2 and 3.
-    studentOptions: { ...TINY_STUDENT, switchEpoch: 1 },
+    studentOptions: { ...TINY_STUDENT, switchEpoch: 1, snapshots: 2 },
   };
   const r = await runFuSTAL(config);
   const colaTest = (await Deno.readTextFile(path.join(dir, "data", "cola", "split_test.txt")))
