@@ -26,6 +26,7 @@ import {
   setBlasEnabled,
 } from "./blas.ts";
 import { guardWasmHeap } from "./wasm_heap.ts";
+import { useQueueUploads } from "./webgpu_upload.ts";
 import { shareWasmCopies } from "./wasm_share.ts";
 import { parseWorkers, setWorkers, workerCount } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
@@ -141,7 +142,10 @@ async function tryLoad(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
       shareWasmCopies();
     }
     if (name === "webgpu") await loadWebgpuBackend();
-    return await tf.setBackend(name);
+    const ok = await tf.setBackend(name);
+    // Deno's mapped-buffer writes are ~170x slower than writeBuffer (lib/webgpu_upload.ts).
+    if (ok && name === "webgpu") useQueueUploads(tf.backend());
+    return ok;
   } catch {
     return false;
   }
