@@ -3,7 +3,7 @@
  *
  * tfjs-webgpu 4.22 uploads a tensor's values by writing them into a buffer created with
  * `mappedAtCreation` (`getMappedRange()`, `set`, `unmap`), then copying it into the tensor's
- * buffer. Deno's WebGPU runs that path at 20-23 MB/s on an NVIDIA H200, against 3.8-3.9 GB/s
+ * buffer. Deno's WebGPU runs that path at 20-23 MB/s on an NVIDIA H200, against 3.2-3.9 GB/s
  * for `queue.writeBuffer` of the same 200 MB (bench/BENCH.md, "GPU"). A training step uploads
  * its features every step (98 MB for the published generator batch, 151 MB for the published
  * student batch), so the slow path took 11-14 s of a step whose kernels ran in 0.7-1.4 s.
