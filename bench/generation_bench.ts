@@ -24,7 +24,7 @@ import { type BackendName, describeBackend, initBackend } from "../lib/backend.t
 import { Rng } from "../lib/rng.ts";
 import { openDataset } from "../datasets.ts";
 import { synthesize } from "../datasets/synth.ts";
-import { generatorConfig } from "../stages/generation/presets.ts";
+import { type GeneratorConfig, generatorConfig } from "../stages/generation/presets.ts";
 import { trainGenerator } from "../stages/generation/train.ts";
 import { trainStep } from "../stages/generation/step.ts";
 import { Adam, createParams, disposeParams } from "../stages/generation/model.ts";
@@ -55,6 +55,21 @@ async function record(row: Record<string, unknown>): Promise<void> {
 export function stepFlops(B: number, T: number, D: number, H: number, C: number): number {
   const R = B * T;
   return 4 * R * 3 * D * H + 6 * R * H * C + 6 * B * 4 * T * H + 6 * R * H * 2 * B;
+}
+
+/**
+ * A seeded generator (hidden width = D, 20 classes) with its optimiser and a random batch of `B`
+ * videos of `T` snippets, one label each; shared with `gpu_profile.ts` so both time the same step.
+ */
+export function randomGeneratorStep(cfg: GeneratorConfig, B: number, T: number, D: number) {
+  const rng = new Rng(1);
+  const params = createParams(D, D, 20, rng);
+  const opt = new Adam(cfg);
+  // Sparse non-negative features like I3D's (values do not change the FLOP count).
+  const x = new Float32Array(B * T * D);
+  for (let i = 0; i < x.length; i++) x[i] = Math.max(0, rng.normal() - 0.5);
+  const labels = Array.from({ length: B }, (_, i) => [i % 4]);
+  return { rng, params, opt, x, labels };
 }
 
 if (!import.meta.main) {
@@ -98,13 +113,7 @@ if (!import.meta.main) {
   const cfg = generatorConfig(paper ? "paper" : "default");
   const B = values.batch ? Number(values.batch) : cfg.batch;
   const T = cfg.snippets, D = paper ? 2048 : 128, H = D, C = 20;
-  const rng = new Rng(1);
-  const params = createParams(D, H, C, rng);
-  const opt = new Adam(cfg);
-  // Sparse non-negative features like I3D's (values do not change the FLOP count).
-  const x = new Float32Array(B * T * D);
-  for (let i = 0; i < x.length; i++) x[i] = Math.max(0, rng.normal() - 0.5);
-  const labels = Array.from({ length: B }, (_, i) => [i % 4]);
+  const { rng, params, opt, x, labels } = randomGeneratorStep(cfg, B, T, D);
   const steps = Number(values.steps);
   const times: number[] = [];
   let last = null;

@@ -10,12 +10,11 @@
  */
 import { tf } from "../deps.ts";
 import { type BackendName, initBackend } from "../lib/backend.ts";
-import { Rng } from "../lib/rng.ts";
 import { generatorConfig } from "../stages/generation/presets.ts";
 import { trainStep } from "../stages/generation/step.ts";
-import { Adam, createParams } from "../stages/generation/model.ts";
 import { PAPER } from "../stages/training/presets.ts";
 import { stepTime } from "./student_step_bench.ts";
+import { randomGeneratorStep } from "./generation_bench.ts";
 
 const [what, backend, Bs, Ts, Ds] = Deno.args;
 await initBackend(backend as BackendName);
@@ -23,12 +22,7 @@ const B = Number(Bs), T = Number(Ts), D = Number(Ds);
 let run: () => Promise<unknown>;
 if (what === "generator") {
   const cfg = { ...generatorConfig("paper"), snippets: T };
-  const rng = new Rng(1);
-  const params = createParams(D, D, 20, rng);
-  const opt = new Adam(cfg);
-  const x = new Float32Array(B * T * D);
-  for (let i = 0; i < x.length; i++) x[i] = Math.max(0, rng.normal() - 0.5);
-  const labels = Array.from({ length: B }, (_, i) => [i % 4]);
+  const { rng, params, opt, x, labels } = randomGeneratorStep(cfg, B, T, D);
   run = () => trainStep(params, opt, { x, B, T, D, labels }, cfg, 20, rng);
 } else {
   // One step (stepTime's warm-up) per call; the published student at these sizes.
