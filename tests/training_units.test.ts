@@ -101,6 +101,52 @@ Deno.test("training: Gaussian Soft-NMS, worked example 3; plain NMS", () => {
   assert.deepEqual(hard.map((o) => o.a), [0, 30]);
 });
 
+/** Soft-NMS as the reference's C++ kernel reads, on objects, decaying every later candidate. */
+function plainSoftNms(
+  cands: { a: number; b: number; score: number }[],
+  sigma: number,
+  minScore: number,
+  maxOut: number,
+) {
+  const a = cands.map((c) => ({ ...c }));
+  let n = a.length;
+  const out: { a: number; b: number; score: number }[] = [];
+  for (let i = 0; i < n && out.length < maxOut; i++) {
+    let best = i;
+    for (let q = i + 1; q < n; q++) if (a[q].score > a[best].score) best = q;
+    [a[i], a[best]] = [a[best], a[i]];
+    out.push({ ...a[i] });
+    const la = a[i].b - a[i].a + 1e-6;
+    let q = i + 1;
+    while (q < n) {
+      const lb = a[q].b - a[q].a + 1e-6;
+      const inter = Math.max(0, Math.min(a[i].b, a[q].b) - Math.max(a[i].a, a[q].a));
+      const o = inter / (la + lb - inter);
+      a[q].score *= Math.exp(-(o * o) / sigma);
+      if (a[q].score < minScore) a[q] = a[--n];
+      else q++;
+    }
+  }
+  return out;
+}
+
+Deno.test("training: Soft-NMS equals the plain loop bit for bit (ties, disjoint and nested segments)", () => {
+  let x = 12345;
+  const r = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let trial = 0; trial < 60; trial++) {
+    const n = Math.floor(r() * 400);
+    const c = Array.from({ length: n }, () => {
+      const a = Math.floor(r() * 200) / 2;
+      const len = r() < 0.1 ? 0 : r() * 30;
+      // Repeated scores (ties: the first one wins) and repeated segments.
+      return { a, b: a + len, score: r() < 0.2 ? 0.5 : Math.max(0.0005, r()) };
+    });
+    for (const [sigma, cap] of [[0.5, 2000], [0.3, 17]] as const) {
+      assert.deepEqual(softNms(c, sigma, 0.001, cap), plainSoftNms(c, sigma, 0.001, cap));
+    }
+  }
+});
+
 Deno.test("training: DIoU loss value and gradient", () => {
   const dl = tf.scalar(1);
   const dr = tf.scalar(3);

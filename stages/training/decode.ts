@@ -87,13 +87,15 @@ export function tridentAtRows(
   };
 }
 
-/** Expectation of `sum_j w(j) softmax(logits)_j` with w(j) = nb - j (left) or j (right). */
-function expectation(logits: Float64Array, left: boolean): number {
+/**
+ * Expectation of `sum_j w(j) softmax(logits)_j` over the first `nb + 1` values, with
+ * w(j) = nb - j (left) or j (right).
+ */
+function expectation(logits: Float64Array, nb: number, left: boolean): number {
   let mx = -Infinity;
-  for (const v of logits) mx = Math.max(mx, v);
+  for (let j = 0; j <= nb; j++) mx = Math.max(mx, logits[j]);
   let z = 0;
   let s = 0;
-  const nb = logits.length - 1;
   for (let j = 0; j <= nb; j++) {
     const e = Math.exp(logits[j] - mx);
     z += e;
@@ -101,6 +103,11 @@ function expectation(logits: Float64Array, left: boolean): number {
   }
   return s / z;
 }
+
+// Scratch windows of decodePoint, reused across calls: a detection pass decodes ~10^4
+// candidates per video, and two fresh arrays per candidate cost more than the arithmetic.
+let scratchS = new Float64Array(0);
+let scratchE = new Float64Array(0);
 
 /**
  * Host decoding of one (point, class): `start`/`end` are [L*K] row-major logits of one video
@@ -118,8 +125,11 @@ export function decodePoint(
   p: number,
   c: number,
 ): [number, number] {
-  const ls = new Float64Array(nb + 1);
-  const le = new Float64Array(nb + 1);
+  if (scratchS.length < nb + 1) {
+    scratchS = new Float64Array(nb + 1);
+    scratchE = new Float64Array(nb + 1);
+  }
+  const ls = scratchS, le = scratchE;
   const no = 2 * (nb + 1);
   for (let j = 0; j <= nb; j++) {
     const ps = p - nb + j;
@@ -127,5 +137,5 @@ export function decodePoint(
     ls[j] = (ps >= 0 ? start[ps * k + c] : 0) + off[p * no + j];
     le[j] = (pe < rows ? end[pe * k + c] : 0) + off[p * no + nb + 1 + j];
   }
-  return [expectation(ls, true), expectation(le, false)];
+  return [expectation(ls, nb, true), expectation(le, nb, false)];
 }

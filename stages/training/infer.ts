@@ -48,6 +48,10 @@ export interface RawOutput {
   len: number;
 }
 
+// Scratch of postprocess's per-level candidate scan (grown to the largest level seen).
+let scratchIdx = new Int32Array(0);
+let scratchVal = new Float32Array(0);
+
 /** Padded length used at inference for a sequence of `len` rows. */
 export function inferenceLength(len: number, cfg: StudentConfig): number {
   const div = 2 ** (cfg.levels - 1);
@@ -125,17 +129,24 @@ export function postprocess(
   for (let l = 0; l < layout.lengths.length; l++) {
     const s = layout.strides[l];
     const o = layout.offsets[l];
-    // Work on logits (monotone in the probability): collect those above the floor, then cut
-    // to the top-k with a native typed-array sort instead of sorting every candidate.
-    const idx: number[] = [];
-    const val: number[] = [];
+    // Work on logits (monotone in the probability): collect those above the floor into
+    // typed scratch arrays, then cut to the top-k with a native typed-array sort instead of
+    // sorting every candidate. (Objects per candidate made this loop cost as much as the
+    // network's forward pass in a detection pass.)
+    const cap = layout.lengths[l] * K;
+    if (scratchIdx.length < cap) {
+      scratchIdx = new Int32Array(cap);
+      scratchVal = new Float32Array(cap);
+    }
+    const idx = scratchIdx, val = scratchVal;
+    let m = 0;
     for (let t = 0; t < layout.lengths[l] && t * s < len; t++) {
       for (let c = 0; c < K; c++) {
         if (classes && !classes.has(c)) continue;
         const z = raw.cls[(o + t) * K + c];
         if (z > lFloor) {
-          idx.push(t * K + c);
-          val.push(z);
+          idx[m] = t * K + c;
+          val[m++] = z;
         } else if (minProb > 0 && z > lPre && z > bestZ) {
           bestZ = z;
           bestAt = { l, i: t * K + c };
@@ -143,23 +154,27 @@ export function postprocess(
       }
     }
     let cut = -Infinity;
-    if (idx.length > cfg.preNmsTopk) {
-      const sorted = Float32Array.from(val).sort();
-      cut = sorted[sorted.length - cfg.preNmsTopk];
+    if (m > cfg.preNmsTopk) cut = val.slice(0, m).sort()[m - cfg.preNmsTopk];
+    const keptI: number[] = [];
+    const keptP: number[] = [];
+    for (let q = 0; q < m; q++) {
+      if (val[q] >= cut) {
+        keptI.push(idx[q]);
+        keptP.push(1 / (1 + Math.exp(-val[q])));
+      }
     }
-    const lvl: { i: number; p: number }[] = [];
-    for (let q = 0; q < idx.length; q++) {
-      if (val[q] >= cut) lvl.push({ i: idx[q], p: 1 / (1 + Math.exp(-val[q])) });
-    }
-    lvl.sort((x, y) => y.p - x.p || x.i - y.i);
-    const top = lvl.length > cfg.preNmsTopk ? lvl.slice(0, cfg.preNmsTopk) : lvl;
-    for (const { i, p } of top) {
+    // By descending probability, equal ones by index (the candidates were collected in index
+    // order).
+    const order = Array.from(keptI.keys()).sort((x, y) => keptP[y] - keptP[x] || x - y);
+    const n = Math.min(order.length, cfg.preNmsTopk);
+    for (let r = 0; r < n; r++) {
+      const i = keptI[order[r]];
       const t = Math.floor(i / K);
       const c = i % K;
       const [dl, dr] = decodePoint(raw.start, raw.end, raw.off, layout.total, K, nb, o + t, c);
       const a = (t - dl) * s;
       const b = (t + dr) * s;
-      if (b - a > cfg.durationThresh) cands.push({ c, score: p, a, b });
+      if (b - a > cfg.durationThresh) cands.push({ c, score: keptP[order[r]], a, b });
     }
   }
   const byClass = new Map<number, Scored[]>();
