@@ -14,12 +14,16 @@ import {
   formatAblationTable,
   mergeAblationCells,
   readAblationCells,
+  runAblationTask,
 } from "../stages/ablation.ts";
+import process from "node:process";
+import { text } from "node:stream/consumers";
 import { ablationJson } from "./run.ts";
 
 /** Usage text of `ablation`. */
 export const usage = `usage: deno run -A mod.ts ablation merge DIR... [--json]
        deno run -A mod.ts ablation cells [--seeds LIST]
+       deno run -A mod.ts ablation task < TASK.json
 
   merge   reads every cell (cell.json) in or under the folders (run folders of
           run --ablate, whole or one cell each), checks they share one settings
@@ -27,7 +31,9 @@ export const usage = `usage: deno run -A mod.ts ablation merge DIR... [--json]
           seed, and prints the table of a local run --ablate (mean ± sd over seeds).
           --json: last stdout line {"cells", "rows"} as run --ablate --json.
   cells   prints "INDEX ROW SEED" for every array index (rows vary fastest); an array of
-          4 x seeds tasks runs the whole ablation with run --ablate [--seeds LIST].`;
+          4 x seeds tasks runs the whole ablation with run --ablate [--seeds LIST].
+  task    runs one cell described by the JSON object on stdin: what run --ablate
+          --parallel N hands to each of its child processes.`;
 
 /** Runs `ablation`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -61,7 +67,18 @@ export async function run(args: string[]): Promise<number> {
     }
     return 0;
   }
+  if (sub === "task") {
+    parseFlags("ablation task", rest, {});
+    let task: unknown;
+    try {
+      task = JSON.parse(await text(process.stdin));
+    } catch (e) {
+      throw new InputError(`ablation task: stdin is not JSON (${(e as Error).message})`);
+    }
+    await runAblationTask(task);
+    return 0;
+  }
   throw new InputError(
-    `ablation: unknown subcommand "${sub ?? ""}" (use merge or cells; see --help)`,
+    `ablation: unknown subcommand "${sub ?? ""}" (use merge, cells or task; see --help)`,
   );
 }

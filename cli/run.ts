@@ -26,6 +26,7 @@ import {
   type AblationRow,
   cellOfIndex,
   DEFAULT_ABLATION_SEEDS,
+  defaultParallel,
   formatAblationTable,
   runAblation,
   summarizeAblation,
@@ -66,6 +67,9 @@ ${WORKERS_USAGE}
                         OUT/ablation/seed-S/<row> with a cell.json (see \`ablation merge\`)
   --row K --seed S      with --ablate: only row K (1-4) / only seed S (one cell: both)
   --seeds LIST          with --ablate: seeds, e.g. 0,1,2 (the default)
+  --parallel N          with --ablate: run the cells in N processes side by side, each with
+                        1/N of the BLAS threads and workers (default: the cores, at most 4;
+                        1: one after another in this process, as array tasks run them)
   --cell I              with --ablate: the cell of array index I (row = I mod 4 + 1,
                         seed = seeds[floor(I / 4)]); without --row/--seed/--cell the index
                         comes from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set
@@ -105,6 +109,7 @@ export async function run(args: string[]): Promise<number> {
     row: { type: "string" },
     seeds: { type: "string" },
     cell: { type: "string" },
+    parallel: { type: "string" },
     json: { type: "boolean", default: false },
   });
   applyBlasFlags("run", values);
@@ -168,13 +173,18 @@ export async function run(args: string[]): Promise<number> {
     logErr,
   );
   if (values.ablate) {
-    const sel = ablationSelection(values);
+    const sel = {
+      ...ablationSelection(values),
+      parallel: values.parallel === undefined
+        ? defaultParallel()
+        : Math.max(1, wholeNumber("--parallel", values.parallel as string)),
+    };
     const cells = await runAblation({ ...config, out: config.out ?? "runs/ablation" }, sel);
     if (json) console.log(JSON.stringify(ablationJson(cells)));
     else console.log(formatAblationTable(cells));
     return 0;
   }
-  for (const f of ["row", "seeds", "cell"]) {
+  for (const f of ["row", "seeds", "cell", "parallel"]) {
     if (values[f] !== undefined) throw new InputError(`run: --${f} needs --ablate`);
   }
   const r = await runFuSTAL(config);

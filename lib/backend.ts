@@ -65,6 +65,11 @@ export function setBlasOptions(opts: BlasOptions): void {
   blasOptions = { ...opts };
 }
 
+/** The BLAS settings given to {@linkcode setBlasOptions} (a copy; unset fields are defaults). */
+export function blasOptionsInUse(): BlasOptions {
+  return { ...blasOptions };
+}
+
 /** Loads BLAS (when found) and installs its kernels on the loaded wasm backend. */
 async function attachBlas(): Promise<{ blas: BlasInfo | null; blasNote?: string }> {
   guardWasmHeap();

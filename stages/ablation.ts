@@ -15,7 +15,10 @@ import * as path from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import { sha256Hex } from "../lib/shard.ts";
-import { DEFAULT_PLUGINS } from "../registry.ts";
+import { blasOptionsInUse, setBlasOptions } from "../lib/backend.ts";
+import { type LaneJob, runLanes } from "../lib/lanes.ts";
+import { setWorkers, workerCount } from "../lib/workers.ts";
+import { DEFAULT_PLUGINS, listPlugins } from "../registry.ts";
 import { stageDir } from "./pipeline/run_folder.ts";
 import { SWITCH_FILE } from "./training/train.ts";
 import {
@@ -119,6 +122,18 @@ export interface AblationSelection {
   rows?: readonly number[];
   /** Seeds; default `[config.seed ?? 0]`. */
   seeds?: readonly number[];
+  /**
+   * Cells run side by side in this many child processes (default 1: one after another in
+   * this process). `run --ablate` sets the cores, at most 4 ({@linkcode defaultParallel}).
+   */
+  parallel?: number;
+}
+
+/** Processes of a local `run --ablate` by default: the machine's cores, at most 4. */
+export function defaultParallel(): number {
+  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
+    ?.hardwareConcurrency;
+  return Math.max(1, Math.min(4, cores && cores > 0 ? cores : 1));
 }
 
 /** Name of a cell's summary file inside its run folder. */
@@ -172,6 +187,17 @@ export function ablationSettings(config: FuSTALConfig): string {
   })).slice(0, 16);
 }
 
+/** A cell as planned: its row, seed, run configuration and the cells it builds on. */
+interface PlannedCell {
+  spec: AblationRowSpec;
+  seed: number;
+  config: FuSTALConfig;
+  /** Cells (row/seed keys) whose outputs this one reads: row 2's generation, row 4's switch. */
+  after: string[];
+}
+
+const cellKey = (row: number, seed: number) => `${row}/${seed}`;
+
 /**
  * Runs the selected cells (default: the four rows at `config.seed`). Row 1 trains a
  * generator without cross-video contrast; rows 2-4 of one seed share row 2's generator and
@@ -186,6 +212,12 @@ export function ablationSettings(config: FuSTALConfig): string {
  * shared by that seed's rows; a lone cell writes it into its own folder. Each cell writes
  * `cell.json` into its run folder `<out>/ablation/seed-S/<row>`; when all four rows ran,
  * `<out>/ablation.json` lists every cell.
+ *
+ * With `select.parallel` above 1 the cells run side by side in that many child processes of
+ * the CLI (`ablation task`, {@linkcode runAblationTask}), in dependency order (the synthetic
+ * sets first, row 2 before rows 3-4, row 4 before row 3) and each with its share of the
+ * threads ({@linkcode laneThreads}); the figures are those of a run with that share in one
+ * process (BLAS results depend on the thread count, the worker count does not change them).
  */
 export async function runAblation(
   config: FuSTALConfig = {},
@@ -198,15 +230,24 @@ export async function runAblation(
   const settings = ablationSettings(config);
   const log = config.onLog ?? ((l: string) => console.error(l));
   const builtIn = (config.student ?? DEFAULT_PLUGINS.student) === DEFAULT_PLUGINS.student;
-  const cells: AblationRow[] = [];
-  let k = 0;
+  const lanes = Math.min(Math.max(1, Math.floor(select.parallel ?? 1)), rows.length * seeds.length);
+  const blocker = lanes > 1 ? laneBlocker(config) : null;
+  if (blocker) log(`ablation: cells run one after another: ${blocker}`);
+  const inLanes = lanes > 1 && !blocker;
+  const plan: PlannedCell[] = [];
+  /** Synthetic sets still to write (in lanes: as jobs the seed's cells wait for). */
+  const data: PlannedCell[] = [];
   for (const seed of seeds) {
     const base: FuSTALConfig = { ...config, seed, out: undefined };
+    let dataKey: string | null = null;
     if (!config.root && !config.generatorRoot && rows.length > 1) {
       // Synthesize once per seed, shared by its rows.
       base.root = path.join(out, "ablation", `seed-${seed}`, "data");
       if (!(config.resume && await exists(path.join(base.root, "cola")))) {
-        await writeDefaultDataset(base.root, base);
+        if (inLanes) {
+          dataKey = `data/${seed}`;
+          data.push({ spec: rowSpec(1), seed, config: { ...base }, after: [] });
+        } else await writeDefaultDataset(base.root, base);
       }
     }
     const ranRow2 = rows.some((r) => r.row === 2);
@@ -217,12 +258,8 @@ export async function runAblation(
       ? [...rows].sort((a, b) => (a.row === 3 ? 4.5 : a.row) - (b.row === 3 ? 4.5 : b.row))
       : rows;
     for (const s of order) {
-      log(
-        `ablation cell ${++k}/${
-          rows.length * seeds.length
-        }: row ${s.row} (${s.name}), seed ${seed}`,
-      );
       const dir = cellDir(out, s.row, seed);
+      const after: string[] = dataKey ? [dataKey] : [];
       const studentOptions: Record<string, unknown> = builtIn
         ? { evalBeforeSwitch: false, snapshots: 1, ...config.studentOptions }
         : { ...config.studentOptions };
@@ -231,34 +268,29 @@ export async function runAblation(
           stageDir(cellDir(out, 4, seed), "student"),
           SWITCH_FILE,
         );
+        after.push(cellKey(4, seed));
       }
-      const result = await runFuSTAL({
-        ...base,
-        out: dir,
-        crossVideo: s.crossVideo,
-        filter: s.filter,
-        ema: s.ema,
-        reuseGenerationFrom: s.row >= 3 && ranRow2 ? cellDir(out, 2, seed) : undefined,
-        studentOptions,
-      });
-      const cell: AblationRow = {
-        row: s.row,
+      const reuse = s.row >= 3 && ranRow2;
+      if (reuse) after.push(cellKey(2, seed));
+      plan.push({
+        spec: s,
         seed,
-        name: s.name,
-        crossVideo: s.crossVideo,
-        filter: s.filter,
-        ema: s.ema,
-        settings,
-        result: { ...result, files: undefined as unknown as Record<string, string> },
-      };
-      await atomicWriteJson(
-        path.join(dir, CELL_FILE),
-        { format: "fustal-ablation-cell", ...cell },
-        true,
-      );
-      cells.push({ ...cell, result });
+        after,
+        config: {
+          ...base,
+          out: dir,
+          crossVideo: s.crossVideo,
+          filter: s.filter,
+          ema: s.ema,
+          reuseGenerationFrom: reuse ? cellDir(out, 2, seed) : undefined,
+          studentOptions,
+        },
+      });
     }
   }
+  const cells = inLanes
+    ? await runCellsInLanes(plan, data, lanes, settings, log)
+    : await runCellsHere(plan, settings, log);
   // In row order within each seed (row 4 may have run before row 3).
   cells.sort((a, b) => seeds.indexOf(a.seed) - seeds.indexOf(b.seed) || a.row - b.row);
   if (rows.length === ABLATION_ROWS.length) {
@@ -269,6 +301,168 @@ export async function runAblation(
     );
   }
   return cells;
+}
+
+/** Runs a planned cell in this process and writes its `cell.json`. */
+async function runCell(c: PlannedCell, settings: string): Promise<AblationRow> {
+  const result = await runFuSTAL(c.config);
+  const cell: AblationRow = {
+    row: c.spec.row,
+    seed: c.seed,
+    name: c.spec.name,
+    crossVideo: c.spec.crossVideo,
+    filter: c.spec.filter,
+    ema: c.spec.ema,
+    settings,
+    result: { ...result, files: undefined as unknown as Record<string, string> },
+  };
+  await atomicWriteJson(
+    path.join(c.config.out!, CELL_FILE),
+    { format: "fustal-ablation-cell", ...cell },
+    true,
+  );
+  return { ...cell, result };
+}
+
+async function runCellsHere(
+  plan: readonly PlannedCell[],
+  settings: string,
+  log: (l: string) => void,
+): Promise<AblationRow[]> {
+  const cells: AblationRow[] = [];
+  for (const [k, c] of plan.entries()) {
+    log(
+      `ablation cell ${k + 1}/${plan.length}: row ${c.spec.row} (${c.spec.name}), seed ${c.seed}`,
+    );
+    cells.push(await runCell(c, settings));
+  }
+  return cells;
+}
+
+/**
+ * Why the cells cannot run in child processes, or null: a child rebuilds the run from the
+ * configuration, so every plugin must be a built-in or come from a module the configuration
+ * lists (`plugins`, `--plugin`); one registered by code in this process has no way there.
+ */
+function laneBlocker(config: FuSTALConfig): string | null {
+  const listed = new Set(config.plugins ?? []);
+  const foreign = listPlugins().filter((p) => p.source !== "built-in" && !listed.has(p.source));
+  if (foreign.length > 0) {
+    return `${foreign[0].kind} plugin "${foreign[0].name}" was registered in this process ` +
+      `(${foreign[0].source}), so a child process could not build it; list its module in ` +
+      `the configuration's plugins (--plugin) to run cells side by side`;
+  }
+  return null;
+}
+
+/**
+ * Threads of one of `lanes` child processes: the BLAS threads (`--threads`, default every
+ * core) and student workers (`--workers`) of this process, shared out evenly, at least one
+ * each.
+ */
+export function laneThreads(lanes: number): { threads: number; workers: number } {
+  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
+    ?.hardwareConcurrency ?? 1;
+  const threads = blasOptionsInUse().threads ?? Math.max(1, cores);
+  return {
+    threads: Math.max(1, Math.floor(threads / lanes)),
+    workers: Math.max(1, Math.floor(workerCount() / lanes)),
+  };
+}
+
+/** What a child process of {@linkcode runCellsInLanes} runs: one planned cell. */
+export interface AblationTask {
+  /** Always `fustal-ablation-task`. */
+  format: "fustal-ablation-task";
+  /** `cell`: run the cell; `data`: write the seed's synthetic set (`config.root`). */
+  kind: "cell" | "data";
+  /** Row of the cell. */
+  row: number;
+  /** Seed of the cell. */
+  seed: number;
+  /** The ablation's settings fingerprint. */
+  settings: string;
+  /** The cell's run configuration (no functions: they cannot cross a process boundary). */
+  config: FuSTALConfig;
+  /** Native BLAS library (`--blas`) and threads of the child. */
+  blas: { path?: string; threads: number };
+  /** Student workers of the child. */
+  workers: number;
+}
+
+async function runCellsInLanes(
+  plan: readonly PlannedCell[],
+  data: readonly PlannedCell[],
+  lanes: number,
+  settings: string,
+  log: (l: string) => void,
+): Promise<AblationRow[]> {
+  const { threads, workers } = laneThreads(lanes);
+  log(
+    `ablation: ${plan.length} cells in ${lanes} processes side by side (each: ${threads} BLAS ` +
+      `thread${threads === 1 ? "" : "s"}, ${workers} student worker${workers === 1 ? "" : "s"})`,
+  );
+  const task = (kind: AblationTask["kind"], c: PlannedCell): string => {
+    const { onLog: _onLog, progress: _progress, ...config } = c.config;
+    const t: AblationTask = {
+      format: "fustal-ablation-task",
+      kind,
+      row: c.spec.row,
+      seed: c.seed,
+      settings,
+      config,
+      blas: { ...blasOptionsInUse(), threads },
+      workers,
+    };
+    return JSON.stringify(t);
+  };
+  const jobs: LaneJob[] = [
+    ...data.map((d) => ({
+      id: `data/${d.seed}`,
+      label: `data seed ${d.seed}`,
+      after: [],
+      weight: 0.05,
+      args: ["ablation", "task"],
+      input: task("data", d),
+    })),
+    ...plan.map((c) => ({
+      id: cellKey(c.spec.row, c.seed),
+      label: `row ${c.spec.row} seed ${c.seed}`,
+      after: c.after,
+      // Row 3 continuing from row 4's switch trains a quarter of the epochs.
+      weight: c.config.studentOptions?.startFrom ? 0.3 : 1,
+      args: ["ablation", "task"],
+      input: task("cell", c),
+    })),
+  ];
+  await runLanes(jobs, lanes, log);
+  const cells: AblationRow[] = [];
+  for (const c of plan) {
+    const [cell] = await readAblationCells([c.config.out!]);
+    const { file: _file, ...rest } = cell as AblationRow & { file?: string };
+    cells.push(rest as AblationRow);
+  }
+  return cells;
+}
+
+/**
+ * Runs one task handed over by a parent `run --ablate --parallel N` (`ablation task`, the
+ * task on stdin): the parent's BLAS and worker settings, then the cell's run and its
+ * `cell.json`, or the seed's synthetic set.
+ */
+export async function runAblationTask(task: unknown): Promise<void> {
+  const t = task as AblationTask;
+  if (
+    !t || t.format !== "fustal-ablation-task" || typeof t.row !== "number" ||
+    typeof t.seed !== "number" || typeof t.settings !== "string" ||
+    !(t.kind === "cell" ? t.config?.out : t.kind === "data" && t.config?.root)
+  ) {
+    throw new InputError("ablation task: stdin is not an ablation task (run --ablate writes it)");
+  }
+  setBlasOptions(t.blas ?? {});
+  setWorkers(t.workers);
+  if (t.kind === "data") return await writeDefaultDataset(t.config.root!, t.config);
+  await runCell({ spec: rowSpec(t.row), seed: t.seed, config: t.config, after: [] }, t.settings);
 }
 
 async function findCellFiles(dir: string, depth: number, out: string[]): Promise<void> {

@@ -492,7 +492,8 @@ Deno.test("ablation: array indices map to cells; cells run alone merge into the 
     "--class-fusion",
     "none",
   ];
-  // The local run: 4 rows x seeds 1, 2 in one process (rows 3-4 reuse row 2's generator).
+  // The local run: 4 rows x seeds 1, 2 in two processes side by side (rows 3-4 reuse row 2's
+  // generator, row 3 row 4's first stage: the lanes keep that order).
   const localOut = path.join(fx.dir, "ablation-local");
   const { code, out: lines, err: logLines } = await capture(() =>
     main([
@@ -506,17 +507,25 @@ Deno.test("ablation: array indices map to cells; cells run alone merge into the 
       "wasm",
       "--out",
       localOut,
+      "--parallel",
+      "2",
       ...tiny,
     ])
   );
-  assert.equal(code, 0);
+  assert.equal(code, 0, logLines.join("\n"));
+  assert.ok(
+    logLines.some((l) => /^ablation: 8 cells in 2 processes side by side \(each: /.test(l)),
+    logLines.join("\n"),
+  );
   const table = lines.join("\n");
   assert.equal(table.split("\n").length, 6, table);
   assert.match(table, /mean over seeds 1, 2/);
   assert.match(table.split("\n")[5], /^\+ EMA distillation .* ± /);
   // Row 3 continued from row 4's switch checkpoint; the array cells below train it alone, and
   // every figure must come out the same.
-  const started = logLines.filter((l) => /^started from .*switch\.ckpt at epoch 2/.test(l));
+  const started = logLines.filter((l) =>
+    /^\[row 3 seed [12]\] started from .*switch\.ckpt at epoch 2/.test(l)
+  );
   assert.equal(started.length, 2, logLines.join("\n"));
 
   // The Slurm recipe's array tasks, one process per cell (seeds 1,2 and tiny options for
