@@ -236,7 +236,7 @@ export async function runAblation(
   const inLanes = lanes > 1 && !blocker;
   const plan: PlannedCell[] = [];
   /** Synthetic sets still to write (in lanes: as jobs the seed's cells wait for). */
-  const data: PlannedCell[] = [];
+  const data: { seed: number; config: FuSTALConfig }[] = [];
   for (const seed of seeds) {
     const base: FuSTALConfig = { ...config, seed, out: undefined };
     let dataKey: string | null = null;
@@ -246,7 +246,7 @@ export async function runAblation(
       if (!(config.resume && await exists(path.join(base.root, "cola")))) {
         if (inLanes) {
           dataKey = `data/${seed}`;
-          data.push({ spec: rowSpec(1), seed, config: { ...base }, after: [] });
+          data.push({ seed, config: { ...base } });
         } else await writeDefaultDataset(base.root, base);
       }
     }
@@ -376,7 +376,7 @@ export interface AblationTask {
   format: "fustal-ablation-task";
   /** `cell`: run the cell; `data`: write the seed's synthetic set (`config.root`). */
   kind: "cell" | "data";
-  /** Row of the cell. */
+  /** Row of the cell (0 for a data task). */
   row: number;
   /** Seed of the cell. */
   seed: number;
@@ -392,7 +392,7 @@ export interface AblationTask {
 
 async function runCellsInLanes(
   plan: readonly PlannedCell[],
-  data: readonly PlannedCell[],
+  data: readonly { seed: number; config: FuSTALConfig }[],
   lanes: number,
   settings: string,
   log: (l: string) => void,
@@ -402,12 +402,16 @@ async function runCellsInLanes(
     `ablation: ${plan.length} cells in ${lanes} processes side by side (each: ${threads} BLAS ` +
       `thread${threads === 1 ? "" : "s"}, ${workers} student worker${workers === 1 ? "" : "s"})`,
   );
-  const task = (kind: AblationTask["kind"], c: PlannedCell): string => {
+  const task = (
+    kind: AblationTask["kind"],
+    row: number,
+    c: { seed: number; config: FuSTALConfig },
+  ) => {
     const { onLog: _onLog, progress: _progress, ...config } = c.config;
     const t: AblationTask = {
       format: "fustal-ablation-task",
       kind,
-      row: c.spec.row,
+      row,
       seed: c.seed,
       settings,
       config,
@@ -423,7 +427,7 @@ async function runCellsInLanes(
       after: [],
       weight: 0.05,
       args: ["ablation", "task"],
-      input: task("data", d),
+      input: task("data", 0, d),
     })),
     ...plan.map((c) => ({
       id: cellKey(c.spec.row, c.seed),
@@ -432,7 +436,7 @@ async function runCellsInLanes(
       // Row 3 continuing from row 4's switch trains a quarter of the epochs.
       weight: c.config.studentOptions?.startFrom ? 0.3 : 1,
       args: ["ablation", "task"],
-      input: task("cell", c),
+      input: task("cell", c.spec.row, c),
     })),
   ];
   await runLanes(jobs, lanes, log);
