@@ -19,6 +19,7 @@
  */
 import { tf } from "../deps.ts";
 import { InputError } from "./errors.ts";
+import { logicalCores } from "./workers.ts";
 
 /** What {@linkcode loadBlas} found and set up. */
 export interface BlasInfo {
@@ -121,12 +122,6 @@ function envBlas(): string | undefined {
 export function blasTurnedOff(path?: string): boolean {
   const given = path ?? envBlas();
   return given !== undefined && /^(off|none|0|false)$/i.test(given);
-}
-
-function cores(): number {
-  const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
-    ?.hardwareConcurrency;
-  return n && n > 0 ? n : 1;
 }
 
 const SGEMM_PARAMS = [
@@ -272,7 +267,7 @@ async function openBun(path: string, threads: number): Promise<Native> {
  */
 export async function loadBlas(opts: BlasOptions = {}): Promise<BlasInfo | null> {
   if (native) return native.info;
-  const threads = opts.threads ?? cores();
+  const threads = opts.threads ?? logicalCores();
   if (!Number.isInteger(threads) || threads < 1) {
     throw new InputError(`--threads: must be a positive integer, got ${threads}`);
   }

@@ -14,6 +14,13 @@
  */
 import { InputError } from "./errors.ts";
 
+/** The machine's logical cores as the runtime reports them (`navigator.hardwareConcurrency`), at least 1. */
+export function logicalCores(): number {
+  const n = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
+    ?.hardwareConcurrency;
+  return n && n > 0 ? n : 1;
+}
+
 /** The `--workers` flag of the commands that train a student (`node:util` parseArgs form). */
 export const WORKER_FLAGS = { workers: { type: "string" } } as const;
 
@@ -77,7 +84,5 @@ export function workerCount(): number {
   if (explicit !== undefined) return explicit;
   const env = envWorkers();
   if (env !== undefined && env.trim() !== "") return parseWorkers("FUSTAL_WORKERS", env);
-  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
-    ?.hardwareConcurrency;
-  return Math.max(1, Math.min(MAX_DEFAULT_WORKERS, cores && cores > 0 ? cores : 1));
+  return Math.min(MAX_DEFAULT_WORKERS, logicalCores());
 }

@@ -17,7 +17,7 @@ import { atomicWriteJson, exists, readJson } from "../lib/io.ts";
 import { sha256Hex } from "../lib/shard.ts";
 import { blasOptionsInUse, setBlasOptions } from "../lib/backend.ts";
 import { type LaneJob, runLanes } from "../lib/lanes.ts";
-import { setWorkers, workerCount } from "../lib/workers.ts";
+import { logicalCores, setWorkers, workerCount } from "../lib/workers.ts";
 import { DEFAULT_PLUGINS, listPlugins } from "../registry.ts";
 import { stageDir } from "./pipeline/run_folder.ts";
 import { SWITCH_FILE } from "./training/train.ts";
@@ -131,9 +131,7 @@ export interface AblationSelection {
 
 /** Processes of a local `run --ablate` by default: the machine's cores, at most 4. */
 export function defaultParallel(): number {
-  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
-    ?.hardwareConcurrency;
-  return Math.max(1, Math.min(4, cores && cores > 0 ? cores : 1));
+  return Math.min(4, logicalCores());
 }
 
 /** Name of a cell's summary file inside its run folder. */
@@ -361,9 +359,7 @@ function laneBlocker(config: FuSTALConfig): string | null {
  * each.
  */
 export function laneThreads(lanes: number): { threads: number; workers: number } {
-  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
-    ?.hardwareConcurrency ?? 1;
-  const threads = blasOptionsInUse().threads ?? Math.max(1, cores);
+  const threads = blasOptionsInUse().threads ?? logicalCores();
   return {
     threads: Math.max(1, Math.floor(threads / lanes)),
     workers: Math.max(1, Math.floor(workerCount() / lanes)),
