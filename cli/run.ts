@@ -19,7 +19,7 @@ import {
 } from "../lib/cli_util.ts";
 import { InputError } from "../lib/errors.ts";
 import { presetName } from "../lib/presets.ts";
-import { classFusionName } from "../stages/fusion.ts";
+import { classFusionName, PRESET_CLASS_FUSION } from "../stages/fusion.ts";
 import { formatResultsTable, type FuSTALConfig, runFuSTAL } from "../stages/pipeline.ts";
 import {
   ABLATION_ROWS,
@@ -31,6 +31,9 @@ import {
   runAblation,
   summarizeAblation,
 } from "../stages/ablation.ts";
+
+/** Each preset's class fusion, for the usage text (the modes' owner is `stages/fusion.ts`). */
+const fusionDefaults = Object.entries(PRESET_CLASS_FUSION).map(([p, m]) => `${p} ${m}`).join(", ");
 
 /** Usage text of `run`. */
 export const usage = `run [FLAGS]            (also: deno run -A mod.ts [FLAGS])
@@ -56,8 +59,8 @@ ${WORKERS_USAGE}
   --no-cross-video      generator without cross-video contrast (CoLA baseline)
   --no-ema              student without the EMA-teacher phase
   --class-fusion MODE   generator (keep the student's detections of the classes the generator
-                        found in each test video) | none (default: the preset's; default
-                        preset: generator, reference and paper: none)
+                        found in each test video) | none (default: the preset's;
+                        ${fusionDefaults})
   --gamma G --eta E     prior filter thresholds (default 0.2, 0.4)
   --generator-option K=V --filter-option K=V --student-option K=V   any stage option
                         (repeatable; V read as JSON when valid, e.g. iterations=200)

@@ -5,8 +5,10 @@
  *
  * - `default`: sized for the one-command synthetic run on a CPU.
  * - `reference`: the published method at reduced widths and schedule (256-snippet generator,
- *   width-128 student on whole 2304-row windows), faithful in everything else; finishes on a
- *   CPU in well under an hour at THUMOS'14 scale.
+ *   width-128 student on whole 2304-row windows), faithful in everything else but two measured
+ *   choices that `default` shares: the student trains without union labels and its test
+ *   detections keep the generator's classes; about two hours on a 2-core CPU at THUMOS'14
+ *   scale (`bench/BENCH-training.md`).
  * - `paper`: the published values.
  *
  * @module

@@ -32,6 +32,9 @@ Deno.test("presets: reference = the published method at the reduced size", () =>
     [128, 256, 2304, 8, 1e-4, 19, 12],
   );
   assert.equal(s.emaDecay, 0.997);
+  // Its one measured departure from the published student (shared with `default`).
+  assert.equal(s.dropUnionLabels, true);
+  assert.equal(PAPER.dropUnionLabels, false);
   // The published teacher rule and network shape.
   for (const k of ["teacherThresh", "teacherWeakLabels", "levels", "headLayers", "sgpK"] as const) {
     assert.deepEqual(s[k], PAPER[k], k);

@@ -66,7 +66,7 @@ export interface FuSTALConfig {
   /**
    * Class fusion of the student's test detections (`stages/fusion.ts`): `generator` keeps
    * those of the classes the generator found in each video, `none` the student's own. Default:
-   * the preset's (`default`: generator; `reference`, `paper`: none).
+   * the preset's (`default`, `reference`: generator; `paper`: none).
    */
   classFusion?: ClassFusion;
   /**
