@@ -24,6 +24,14 @@
  * one after the other, so they see the same machine. PyTorch is never a dependency of the
  * toolkit.
  *
+ * With `--baseline REV` (a git revision of this repository, e.g. `c010e5e`, the code issue 11
+ * measured: plain wasm, before the native BLAS), `gen-default` and `student-default` also run
+ * that revision's own step benchmark on plain wasm (`bench/generation_bench.ts step`,
+ * `bench/student_step_bench.ts --one`) from a `git archive` of it in a temp folder, in the same
+ * run; its student is set to today's `default` width, MLP width and window (so that the shapes
+ * match) by rewriting those three fields of its `DEFAULT` preset. The rows then also give the
+ * speed-up over that code.
+ *
  * GFLOP/s counts the matrix work analytically (generator: `stepFlops` of
  * `bench/generation_bench.ts`; student: `flopsPerStep` of `bench/student_step_bench.ts`).
  *
@@ -50,6 +58,7 @@ const { values } = parseArgs({
     threads: { type: "string" },
     torch: { type: "string" },
     one: { type: "string" },
+    baseline: { type: "string" },
   },
 });
 
@@ -121,6 +130,77 @@ if (values.one) {
   Deno.exit(0);
 }
 
+/** A `git archive` of `rev` unpacked in a temp folder (the caller removes it). */
+async function checkout(rev: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "fustal-baseline-" });
+  const root = new URL("..", import.meta.url).pathname;
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", root, rev, dir],
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) throw new Error(`--baseline: cannot unpack revision ${rev}`);
+  return dir;
+}
+
+/** Last JSON line of a child's stdout. */
+function lastJson(stdout: Uint8Array): Record<string, number> {
+  return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
+}
+
+/** s/step of `case` at the baseline revision in `dir`, on plain wasm (null: not measurable). */
+async function baselineStep(dir: string, name: string): Promise<number | null> {
+  const deno = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], cwd: dir, stderr: "null" })
+      .output();
+  if (name === "gen-default") {
+    const out = await deno([
+      "bench/generation_bench.ts",
+      "step",
+      "--backend",
+      "wasm",
+      "--size",
+      "default",
+      "--steps",
+      String(Number(values.steps) + 1),
+      "--results",
+      `${dir}/steps.jsonl`,
+    ]);
+    return out.code === 0 ? lastJson(out.stdout).stepSeconds : null;
+  }
+  if (name === "student-default") {
+    // Today's default shape in the old code: its DEFAULT block with today's three sizes.
+    const file = `${dir}/stages/training/presets.ts`;
+    const src = await Deno.readTextFile(file);
+    const start = src.indexOf("export const DEFAULT");
+    const end = src.indexOf("\n};", start);
+    if (start < 0 || end < 0) return null;
+    let block = src.slice(start, end);
+    for (
+      const [key, v] of [["dim", DEFAULT.dim], ["mlpDim", DEFAULT.mlpDim], [
+        "maxSeqLen",
+        DEFAULT.maxSeqLen,
+      ]]
+    ) {
+      const re = new RegExp(`\\n  ${key}: [^,]+,`);
+      block = re.test(block)
+        ? block.replace(re, `\n  ${key}: ${v},`)
+        : block.replace("...PAPER,", `...PAPER,\n  ${key}: ${v},`);
+    }
+    await Deno.writeTextFile(file, src.slice(0, start) + block + src.slice(end));
+    const c = { backend: "wasm", size: "default", B: DEFAULT.batch, t0: DEFAULT.maxSeqLen };
+    const out = await deno([
+      "bench/student_step_bench.ts",
+      "--steps",
+      values.steps!,
+      "--one",
+      JSON.stringify(c),
+    ]);
+    return out.code === 0 ? lastJson(out.stdout).step : null;
+  }
+  return null;
+}
+
+const baseDir = values.baseline ? await checkout(values.baseline) : null;
 const cores = navigator.hardwareConcurrency || 1;
 const threads = values.threads ? Number(values.threads) : undefined;
 
@@ -139,14 +219,27 @@ async function torchStep(size: "default" | "paper", n: number): Promise<number |
 }
 
 const torchCols = values.torch ? " PyTorch s / step | ours / PyTorch |" : "";
+const baseCol = baseDir ? ` speed-up vs ${values.baseline} wasm |` : "";
 console.log(
-  `| case | backend | threads | s / step | GFLOP / step | GFLOP/s | peak RSS MB | speed-up vs wasm |${torchCols}`,
+  `| case | backend | threads | s / step | GFLOP / step | GFLOP/s | peak RSS MB | speed-up vs wasm |${baseCol}${torchCols}`,
 );
-console.log(`|---|---|---:|---:|---:|---:|---:|---:|${values.torch ? "---:|---:|" : ""}`);
+console.log(
+  `|---|---|---:|---:|---:|---:|---:|---:|${baseDir ? "---:|" : ""}${
+    values.torch ? "---:|---:|" : ""
+  }`,
+);
 for (const name of values.cases!.split(",")) {
   const runs: { blas: boolean; threads?: number }[] = [{ blas: false }, { blas: true, threads }];
   if (name === "gen-paper" && cores > 1 && !threads) runs.push({ blas: true, threads: 1 });
   let base: number | null = null;
+  const old = baseDir ? await baselineStep(baseDir, name) : null;
+  if (old !== null) {
+    console.log(
+      `| ${name} | wasm at ${values.baseline} | 1 | ${old.toFixed(3)} | | | | |${
+        baseDir ? " 1.00x |" : ""
+      }${values.torch ? " | |" : ""}`,
+    );
+  }
   for (const r of runs) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -184,7 +277,8 @@ for (const name of values.cases!.split(",")) {
         j.gflop.toFixed(1)
       } | ${(j.gflop / j.seconds).toFixed(1)} | ${Math.round(j.peakMB)} | ${
         base ? (base / j.seconds).toFixed(2) + "x" : "-"
-      } |${torch}`,
+      } |${baseDir ? ` ${old ? (old / j.seconds).toFixed(2) + "x" : "-"} |` : ""}${torch}`,
     );
   }
 }
+if (baseDir) await Deno.remove(baseDir, { recursive: true });
