@@ -28,6 +28,7 @@ import {
 import { guardWasmHeap } from "./wasm_heap.ts";
 import { useQueueUploads } from "./webgpu_upload.ts";
 import { shareWasmCopies } from "./wasm_share.ts";
+import { fastWasmSlices } from "./wasm_slice.ts";
 import { parseWorkers, setWorkers, workerCount } from "./workers.ts";
 export type { BlasInfo, BlasOptions } from "./blas.ts";
 export { setWorkers, workerCount } from "./workers.ts";
@@ -145,6 +146,7 @@ async function tryLoad(name: "webgpu" | "wasm" | "cpu"): Promise<boolean> {
     if (name === "wasm") {
       await loadWasmBackend();
       shareWasmCopies();
+      fastWasmSlices();
     }
     if (name === "webgpu") await loadWebgpuBackend();
     const ok = await tf.setBackend(name);

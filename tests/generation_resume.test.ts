@@ -110,9 +110,14 @@ Deno.test("generation: a `generate` run killed with SIGKILL and resumed matches 
     const { meta } = await loadTrainState(state);
     assert.ok(meta.iteration < ITERS, `killed mid-training (state at iteration ${meta.iteration})`);
     assert.equal(meta.iteration % 12, 0, "states are written every --checkpoint-every iterations");
-    // With this seed the selected weights are from iteration 6, before the kill: the resumed
-    // run must take them (and their test detections) from the state file.
-    assert.equal(meta.best.step, figA.bestIteration);
+    // The state holds the best weights so far. Where the uninterrupted run selected weights from
+    // before the kill (iteration 6 on the machine this was first written on), the resumed run
+    // must take them and their test detections from the state file. The tiny run's test mAPs are
+    // below 1 % and the winner differs by a few hundredths between machines (an AMD EPYC picked
+    // iteration 120, on plain wasm and on wasm+BLAS alike), so the winner may come after the
+    // kill; the byte-identical outputs below must hold either way.
+    assert.ok(meta.best.step <= meta.iteration, "the state's best is from before the kill");
+    if (figA.bestIteration <= meta.iteration) assert.equal(meta.best.step, figA.bestIteration);
     assert.ok(meta.best.test && meta.best.test.length > 0);
     await assert.rejects(fs.stat(path.join(outB, "proposals.json")));
 

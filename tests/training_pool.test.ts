@@ -39,6 +39,7 @@ import {
   trainStudent,
 } from "../stages/training/train.ts";
 import { WasmHeapExhausted } from "../lib/wasm_heap.ts";
+import { assertDeepClose } from "./float_close.ts";
 import { run as predictCommand } from "../cli/predict.ts";
 import {
   jitteredLabels,
@@ -160,7 +161,9 @@ Deno.test("pool: the EMA teacher's labels from workers equal the main thread's",
     const whole = await relabel(async (e, c, chunks, D, k) => [
       await teacherSegments(e, c, chunks.flat(), D, k),
     ]);
-    assert.deepEqual(whole, seq, "chunked and whole-batch passes agree");
+    // A whole-batch pass multiplies other matrix shapes than the chunks: equal up to rounding
+    // (bit for bit on plain wasm). The pooled passes below compute the same chunks: bit for bit.
+    assertDeepClose(whole, seq, "chunked and whole-batch passes agree");
     for (const n of [2, 3]) {
       setWorkers(n);
       const pool = await poolFor(cfg);
@@ -376,6 +379,22 @@ Deno.test("pool: one BLAS thread (the cap while workers compute) gives the same 
     const one = tf.matMul(a, b).dataSync();
     capBlasThreads(prev);
     tf.dispose([a, b]);
-    assert.deepEqual(Array.from(one), Array.from(all), `${m}x${k}x${n}`);
+    // Bit for bit where OpenBLAS's products do not depend on its thread count (so the pool's
+    // cap changes no figure); on some CPUs they do in the last bits (seen on an AMD EPYC with
+    // OpenBLAS's Haswell kernels: 3-10 % of the elements, by at most 1e-4 on sums of 384-1,536
+    // products of unit normals), and there runs with other --workers or --threads agree only to
+    // rounding (README, "Native BLAS"). The bound: 1e-6 per term of the sum.
+    let differ = 0;
+    for (let i = 0; i < all.length; i++) {
+      if (one[i] === all[i]) continue;
+      differ++;
+      assert.ok(
+        Math.abs(one[i] - all[i]) <= 1e-6 * k,
+        `${m}x${k}x${n} [${i}]: ${one[i]} vs ${all[i]}`,
+      );
+    }
+    if (differ) {
+      console.log(`note: ${m}x${k}x${n}: ${differ} of ${all.length} elements differ in rounding`);
+    }
   }
 });
