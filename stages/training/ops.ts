@@ -198,21 +198,22 @@ export function depthwiseConv1d(x: T, w: T, bias?: T): T {
 function normOp(view: number[], axes: number[], eps: number) {
   return tf.customGrad(
     ((x: T, g: T, b: T, save: CustomFn) => {
-      save([x, g]);
-      const stats = (xx: T) => {
-        const xv = tf.reshape(xx, view);
+      // The backward pass reads the normalised xh and the scale r of the forward pass (saved
+      // in place of x: the same size) instead of recomputing the moments.
+      const { xh, r } = tf.tidy(() => {
+        const xv = tf.reshape(x, view);
         const { mean, variance } = tf.moments(xv, axes, true);
         const r = tf.rsqrt(tf.add(variance, eps));
-        return { xh: tf.reshape(tf.mul(tf.sub(xv, mean), r), xx.shape), r };
-      };
-      const value = tf.tidy(() => tf.add(tf.mul(stats(x).xh, g), b));
+        return { xh: tf.reshape(tf.mul(tf.sub(xv, mean), r), x.shape), r };
+      });
+      save([xh, r, g]);
+      const value = tf.tidy(() => tf.add(tf.mul(xh, g), b));
       return {
         value,
         gradFunc: (dy: T, saved: T[]) =>
           tf.tidy(() => {
-            const [sx, sg] = saved;
-            const { xh, r } = stats(sx);
-            const lead = sx.shape.map((_, i) => i).slice(0, -1);
+            const [xh, r, sg] = saved;
+            const lead = xh.shape.map((_, i) => i).slice(0, -1);
             const dg = tf.sum(tf.mul(dy, xh), lead);
             const db = tf.sum(dy, lead);
             const dxh = tf.reshape(tf.mul(dy, sg), view);
@@ -220,7 +221,7 @@ function normOp(view: number[], axes: number[], eps: number) {
             const m1 = tf.mean(dxh, axes, true);
             const m2 = tf.mean(tf.mul(dxh, xhv), axes, true);
             const dx = tf.mul(r, tf.sub(tf.sub(dxh, m1), tf.mul(xhv, m2)));
-            return [tf.reshape(dx, sx.shape), dg, db];
+            return [tf.reshape(dx, xh.shape), dg, db];
           }),
       };
     }) as CustomFn,
