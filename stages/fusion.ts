@@ -32,8 +32,8 @@ export const CLASS_FUSIONS: readonly ClassFusion[] = ["none", "generator"];
  * generator's classes. Measured on the synthetic default (`bench/BENCH-training.md`): the
  * `reference` student's raw weights at the end of its first stage score 27.5 on their own classes
  * and 33.9 with the generator's (generator 32.4; seed 1: 27.8 and 33.2, generator 33.5; seed 2:
- * 23.7 and 31.0, generator 30.2); the
- * `default` student 32.3-34.6 and 38.0-40.3 (generator about 36).
+ * 23.7 and 31.0, generator 30.2); the `default` student 32.3-34.6 and 38.0-40.3 (generator about
+ * 36).
  */
 export const PRESET_CLASS_FUSION: Readonly<Record<PresetName, ClassFusion>> = {
   default: "generator",

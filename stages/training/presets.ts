@@ -318,10 +318,9 @@ export const REFERENCE: Readonly<StudentConfig> = {
   // First stage alone on the seed-0 reference run's labels (19 epochs, raw weights, synthetic
   // default, own classes / with the generator's classes; generator 32.4): all labels 25.5 / 32.1,
   // without unions 27.5 / 33.9 (own runs: seed 1 27.8 / 33.2, generator 33.5; seed 2 23.7 / 31.0,
-  // generator 30.2). Tried and not
-  // adopted (BENCH-training.md): the SGP depthwise branches initialised at N(0, 0.1) (TriDet's
-  // HACS value) 25.1 / 32.0; rows averaged in pairs 26.2 / 32.2; input noise 0.5 (TriDet's
-  // ActivityNet value) with no unions, 18.8 / 26.4 after 16.
+  // generator 30.2). Tried and not adopted (BENCH-training.md): the SGP depthwise branches
+  // initialised at N(0, 0.1) (TriDet's HACS value) 25.1 / 32.0; rows averaged in pairs 26.2 / 32.2;
+  // input noise 0.5 (TriDet's ActivityNet value) with no unions, 18.8 / 26.4 after 16.
   dropUnionLabels: true,
   checkpointEvery: 4,
 };
