@@ -143,7 +143,7 @@ async function checkout(rev: string): Promise<string> {
 }
 
 /** Last JSON line of a child's stdout. */
-function lastJson(stdout: Uint8Array): Record<string, number> {
+function lastJson<T = Record<string, number>>(stdout: Uint8Array): T {
   return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
 }
 
@@ -214,8 +214,7 @@ async function torchStep(size: "default" | "paper", n: number): Promise<number |
     stderr: "inherit",
   }).output();
   if (out.code !== 0) return null;
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
-  return (JSON.parse(line) as { stepSeconds: number }).stepSeconds;
+  return lastJson(out.stdout).stepSeconds;
 }
 
 const torchCols = values.torch ? " PyTorch s / step | ours / PyTorch |" : "";
@@ -262,9 +261,7 @@ for (const name of values.cases!.split(",")) {
       );
       continue;
     }
-    const j = JSON.parse(
-      new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!,
-    ) as Result;
+    const j = lastJson<Result>(out.stdout);
     if (!r.blas) base = j.seconds;
     let torch = "";
     if (values.torch) {

@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { tf } from "../deps.ts";
+import type { tf } from "../deps.ts";
+import { wasmKernelSwitch } from "./wasm_override.ts";
 
 interface RefCounting {
   incRef(dataId: unknown): void;
@@ -30,13 +31,20 @@ type Args = {
   attrs?: { dtype?: string };
 };
 
-/** The original kernels, while the sharing ones are registered. */
-let originals: tf.KernelConfig[] | null = null;
-
 function shared(x: tf.TensorInfo, backend: RefCounting): tf.TensorInfo {
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
+
+const shareSwitch = wasmKernelSwitch(["Identity", "Cast"], (name, orig) =>
+  ((args: Args) => {
+    const { x } = args.inputs;
+    const sameType = name === "Identity" || args.attrs?.dtype === x.dtype;
+    if (!sameType || x.dtype === "string") {
+      return orig(args as unknown as Parameters<tf.KernelFunc>[0]);
+    }
+    return shared(x, args.backend);
+  }) as unknown as tf.KernelFunc);
 
 /**
  * Re-registers the wasm backend's `Identity` and `Cast` kernels so that a copy to the same type
@@ -45,31 +53,5 @@ function shared(x: tf.TensorInfo, backend: RefCounting): tf.TensorInfo {
  * that measure the copies). The wasm backend must be registered. Idempotent.
  */
 export function shareWasmCopies(enable = true): void {
-  if (enable === (originals !== null)) return;
-  if (!enable) {
-    for (const cfg of originals!) {
-      tf.unregisterKernel(cfg.kernelName, "wasm");
-      tf.registerKernel(cfg);
-    }
-    originals = null;
-    return;
-  }
-  const found = ["Identity", "Cast"].map((name) => tf.getKernel(name, "wasm"));
-  if (found.some((c) => !c)) return; // a tfjs-wasm without these kernels: keep what it has
-  originals = found as tf.KernelConfig[];
-  for (const cfg of originals) {
-    const orig = cfg.kernelFunc;
-    tf.unregisterKernel(cfg.kernelName, "wasm");
-    tf.registerKernel({
-      ...cfg,
-      kernelFunc: ((args: Args) => {
-        const { x } = args.inputs;
-        const sameType = cfg.kernelName === "Identity" || args.attrs?.dtype === x.dtype;
-        if (!sameType || x.dtype === "string") {
-          return orig(args as unknown as Parameters<tf.KernelFunc>[0]);
-        }
-        return shared(x, args.backend);
-      }) as unknown as tf.KernelFunc,
-    });
-  }
+  shareSwitch(enable);
 }

@@ -18,6 +18,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { wasmKernelSwitch } from "./wasm_override.ts";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -26,9 +27,6 @@ interface HeapBackend {
 }
 
 const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
-
-/** The original kernels, while these are registered. */
-let originals: tf.KernelConfig[] | null = null;
 
 /**
  * Copies the block `begin`/`size` of `x` into a new tensor. Contiguous runs are the cut dim
@@ -115,38 +113,25 @@ function splitV(args: SplitArgs): tf.TensorInfo[] {
   });
 }
 
+const FAST: Record<string, (args: never) => tf.TensorInfo | tf.TensorInfo[]> = {
+  Slice: slice,
+  SplitV: splitV,
+};
+
+const sliceSwitch = wasmKernelSwitch(
+  Object.keys(FAST),
+  (name, orig) =>
+    ((args: { inputs: { x: tf.TensorInfo } }) =>
+      args.inputs.x.dtype in BYTES
+        ? FAST[name](args as never)
+        : orig(args as unknown as Parameters<tf.KernelFunc>[0])) as unknown as tf.KernelFunc,
+);
+
 /**
  * Re-registers the wasm backend's `Slice` and `SplitV` kernels with the copy-only versions above
  * (strings still go to the original kernels); `enable = false` puts the originals back (for
  * benchmarks and tests that compare the two). The wasm backend must be registered. Idempotent.
  */
 export function fastWasmSlices(enable = true): void {
-  if (enable === (originals !== null)) return;
-  if (!enable) {
-    for (const cfg of originals!) {
-      tf.unregisterKernel(cfg.kernelName, "wasm");
-      tf.registerKernel(cfg);
-    }
-    originals = null;
-    return;
-  }
-  const found = ["Slice", "SplitV"].map((name) => tf.getKernel(name, "wasm"));
-  if (found.some((c) => !c)) return; // a tfjs-wasm without these kernels: keep what it has
-  originals = found as tf.KernelConfig[];
-  const mine: Record<string, (a: never) => tf.TensorInfo | tf.TensorInfo[]> = {
-    Slice: slice,
-    SplitV: splitV,
-  };
-  for (const cfg of originals) {
-    const orig = cfg.kernelFunc;
-    const fast = mine[cfg.kernelName];
-    tf.unregisterKernel(cfg.kernelName, "wasm");
-    tf.registerKernel({
-      ...cfg,
-      kernelFunc: ((args: { inputs: { x: tf.TensorInfo } }) =>
-        args.inputs.x.dtype in BYTES
-          ? fast(args as never)
-          : orig(args as unknown as Parameters<tf.KernelFunc>[0])) as unknown as tf.KernelFunc,
-    });
-  }
+  sliceSwitch(enable);
 }
