@@ -146,12 +146,14 @@ type AnyLib = any;
 
 /**
  * Multiply-adds from which an sgemm gets every BLAS thread; smaller ones run on one. Measured
- * here (2 cores, OpenBLAS 0.3.21 pthreads): the default student's products (at most ~3e7
- * multiply-adds each) trained 20 % faster on one thread than on two, whose workers spin for the
+ * here (2 cores, OpenBLAS 0.3.21 pthreads): an older default student, whose products had at most
+ * ~3e7 multiply-adds, trained 20 % faster on one thread than on two, whose workers spin for the
  * core the wasm main thread needs between products; the published generator's (~2e10) ran
- * 1.3x faster on two.
+ * 1.3x faster on two. Today's default student step (products of 1.1e8 and 5.7e7 at its first two
+ * pyramid levels) is ~14 ms faster with those on two threads (threshold 2^26 against 2^27, 17
+ * of 20 paired runs) and ~4 ms more with 2^25 (17 of 20); 2^24 gains nothing more.
  */
-export const MULTI_THREAD_WORK = 2 ** 27;
+export const MULTI_THREAD_WORK = 2 ** 25;
 
 /** Most threads any product may use ({@linkcode capBlasThreads}). */
 let threadCap = Number.POSITIVE_INFINITY;
