@@ -6,7 +6,7 @@ import { assignTargets } from "../stages/training/assign.ts";
 import { cropWindow, roundHalfEven } from "../stages/training/augment.ts";
 import { decodeCheckpoint, encodeCheckpoint } from "../stages/training/checkpoint.ts";
 import { decodePoint, tridentDistances } from "../stages/training/decode.ts";
-import { iouAndDiou } from "../stages/training/losses.ts";
+import { iouAndDiou, milTopkMask } from "../stages/training/losses.ts";
 import { countParams, makeLayout, paramSpecs, PRIOR_BIAS } from "../stages/training/model.ts";
 import { hardNms, softNms } from "../stages/training/nms.ts";
 import { conv1d, maxPool3s2 } from "../stages/training/ops.ts";
@@ -275,4 +275,32 @@ Deno.test("training: a perfect target decodes back to its segment and seconds; t
   const fallback = postprocess(raw, K, cfg, 0.999, new Set([2]));
   assert.equal(fallback.length, 1);
   assert.equal(fallback[0].c, 2);
+});
+
+Deno.test("training: MIL top-k mask = the k largest rows per (item, class), ties to the lower row", () => {
+  const rng = new Rng(4);
+  // The reference: a comparator sort of the rows, as the mask was first written.
+  const reference = (v: Float32Array, b: number, t0: number, K: number, ks: number[]) => {
+    const mask = new Float32Array(b * t0 * K);
+    for (let i = 0; i < b; i++) {
+      for (let c = 0; c < K; c++) {
+        const base = i * t0 * K + c;
+        const rows = Array.from({ length: t0 }, (_, q) => q)
+          .sort((x, y) => v[base + y * K] - v[base + x * K] || x - y);
+        for (let q = 0; q < ks[i]; q++) mask[base + rows[q] * K] = 1 / ks[i];
+      }
+    }
+    return mask;
+  };
+  for (const t0 of [1, 2, 3, 7, 64, 577]) {
+    const b = 3, K = 4;
+    // few distinct values (many ties), both zeros, and extremes
+    const pool = [0, -0, 1.5, -1.5, 2, 3e38, -3e38, 1e-30, -1e-30];
+    const v = Float32Array.from(
+      { length: b * t0 * K },
+      () => rng.next() < 0.5 ? pool[Math.floor(rng.next() * pool.length)] : rng.normal(),
+    );
+    const ks = [1, Math.max(1, Math.floor(t0 / 2)), t0];
+    assert.deepEqual(milTopkMask(v, b, t0, K, ks), reference(v, b, t0, K, ks), `t0 ${t0}`);
+  }
 });
