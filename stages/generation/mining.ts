@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { selectRank } from "../../lib/select.ts";
 
 /** Median of a sequence; an even length averages the two middle values (numpy semantics). */
 export function median(a: ArrayLike<number>): number {
@@ -88,40 +89,6 @@ export function borderRegions(
 
 /** Scratch for {@linkcode topKIndices} (grown as needed; the mining runs hundreds per step). */
 let scratch = new Float64Array(0), work = new Float64Array(0);
-
-/**
- * The value of rank `r` (0 = smallest) among `a[0 .. n)`, found in place by quickselect
- * (Hoare partition around the median of three; `a` is reordered). Expected O(n), against
- * O(n log n) for a sort: the mining asks for 320 of them per generator step.
- */
-function selectRank(a: Float64Array, n: number, r: number): number {
-  let lo = 0, hi = n - 1;
-  while (hi > lo) {
-    const mid = (lo + hi) >> 1;
-    // median of three as the pivot value
-    let x = a[lo], y = a[mid];
-    const z = a[hi];
-    if (x > y) [x, y] = [y, x];
-    if (y > z) y = z;
-    const pivot = x > y ? x : y;
-    let i = lo, j = hi;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (r <= j) hi = j;
-    else if (r >= i) lo = i;
-    else return a[r];
-  }
-  return a[r];
-}
 
 /**
  * Indices of the k largest values of `score[off + stride*t]`, t < T, in ascending index

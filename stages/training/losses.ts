@@ -7,6 +7,7 @@
  * @module
  */
 import { tf } from "../../deps.ts";
+import { selectRank } from "../../lib/select.ts";
 import { tridentAtRows } from "./decode.ts";
 import { gatherRows } from "./ops.ts";
 import type { ForwardOutput, Layout } from "./model.ts";
@@ -180,36 +181,11 @@ export function milTopkMask(
         const ordered = bits >= 0x80000000 ? 0xffffffff - bits : bits + 0x80000000;
         keys[q] = (0xffffffff - ordered) * span + q;
       }
-      if (k < t0) selectSmallest(keys, k, t0);
+      if (k < t0) selectRank(keys, t0, k - 1);
       for (let q = 0; q < Math.min(k, t0); q++) mask[base + (keys[q] % span) * K] = 1 / k;
     }
   }
   return mask;
-}
-
-/** Moves the k smallest of the first n (distinct) keys to the front, in any order (quickselect). */
-function selectSmallest(keys: Float64Array, k: number, n: number): void {
-  let lo = 0, hi = n - 1;
-  while (hi > lo) {
-    // median of three as the pivot, then a Hoare partition
-    const mid = (lo + hi) >> 1;
-    const a = keys[lo], b = keys[mid], c = keys[hi];
-    const pivot = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
-    let i = lo, j = hi;
-    while (i <= j) {
-      while (keys[i] < pivot) i++;
-      while (keys[j] > pivot) j--;
-      if (i <= j) {
-        const t = keys[i];
-        keys[i++] = keys[j];
-        keys[j--] = t;
-      }
-    }
-    // [lo, j] <= pivot <= [i, hi]; everything between equals the pivot
-    if (k - 1 <= j) hi = j;
-    else if (k - 1 >= i) lo = i;
-    else return;
-  }
 }
 
 export function milLoss(
