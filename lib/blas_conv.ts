@@ -17,6 +17,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { wasmKernelRegistrar } from "./wasm_override.ts";
 import { blasActive, heapSgemm, heapView, type WasmBackendLike } from "./blas.ts";
 
 const FORWARD = "FustalConvRows";
@@ -98,18 +99,7 @@ function filterKernel({ inputs: { x, dy }, backend, attrs: { taps } }: KernelArg
   return out;
 }
 
-let registered = false;
-function register(): void {
-  if (registered) return;
-  for (const [name, f] of [[FORWARD, forwardKernel], [FILTER, filterKernel]] as const) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: f as unknown as tf.KernelFunc,
-    });
-  }
-  registered = true;
-}
+const register = wasmKernelRegistrar({ [FORWARD]: forwardKernel, [FILTER]: filterKernel });
 
 /** Whether {@linkcode convRows} can run now (wasm with the native BLAS kernels on). */
 export function convRowsAvailable(): boolean {

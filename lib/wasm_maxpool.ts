@@ -22,6 +22,7 @@
  * @module
  */
 import { tf } from "../deps.ts";
+import { wasmKernelRegistrar } from "./wasm_override.ts";
 import { heapView, type WasmBackendLike } from "./blas.ts";
 
 const FORWARD = "FustalMaxPool3s2";
@@ -89,18 +90,7 @@ function backwardKernel({ inputs: { x, dy }, backend }: KernelArgs) {
   return out;
 }
 
-let registered = false;
-function register(): void {
-  if (registered) return;
-  for (const [name, f] of [[FORWARD, forwardKernel], [BACKWARD, backwardKernel]] as const) {
-    tf.registerKernel({
-      kernelName: name,
-      backendName: "wasm",
-      kernelFunc: f as unknown as tf.KernelFunc,
-    });
-  }
-  registered = true;
-}
+const register = wasmKernelRegistrar({ [FORWARD]: forwardKernel, [BACKWARD]: backwardKernel });
 
 /** Whether {@linkcode maxPool3s2Heap} can run: the wasm backend is active. */
 export function maxPool3s2HeapAvailable(): boolean {

@@ -1,6 +1,7 @@
 /**
- * Replacing kernels of the tfjs-wasm backend, reversibly: the one mechanism behind
- * `wasm_share.ts` (copy-free clones) and `wasm_slice.ts` (copy-only slices).
+ * Kernels of the tfjs-wasm backend: replacing tfjs's own, reversibly (the one mechanism behind
+ * `wasm_share.ts`, copy-free clones, and `wasm_slice.ts`, copy-only slices), and registering the
+ * toolkit's new ones (`blas_conv.ts`, `wasm_maxpool.ts`).
  *
  * @module
  */
@@ -35,5 +36,27 @@ export function wasmKernelSwitch(
       tf.unregisterKernel(cfg.kernelName, "wasm");
       tf.registerKernel({ ...cfg, kernelFunc: wrap(cfg.kernelName, cfg.kernelFunc) });
     }
+  };
+}
+
+/**
+ * A function that registers `kernels` (kernel name -> kernel function) on the wasm backend at
+ * its first call and does nothing after: new kernels are registered when first used, so that
+ * importing their module registers nothing.
+ */
+export function wasmKernelRegistrar(
+  kernels: Record<string, (args: never) => unknown>,
+): () => void {
+  let registered = false;
+  return () => {
+    if (registered) return;
+    for (const [kernelName, f] of Object.entries(kernels)) {
+      tf.registerKernel({
+        kernelName,
+        backendName: "wasm",
+        kernelFunc: f as unknown as tf.KernelFunc,
+      });
+    }
+    registered = true;
   };
 }
